@@ -1,0 +1,45 @@
+"""openbert models, registered with transformers' Auto classes on import.
+
+After `import modeling`, `AutoConfig`/`AutoModel*` resolve model_type `openbert` to these classes, and every
+`save_pretrained` writes `auto_map` and copies this package's modeling files next to the weights, so the
+checkpoint loads with `trust_remote_code=True` where openbert is not installed.
+"""
+
+import transformers
+from transformers import AutoConfig
+
+from . import modeling_openbert
+from .configuration_openbert import OpenBertConfig
+from .modeling_openbert import (
+    AUTO_CLASS_NAMES,
+    OpenBertForMaskedLM,
+    OpenBertForMultipleChoice,
+    OpenBertForNextSentencePrediction,
+    OpenBertForPreTraining,
+    OpenBertForQuestionAnswering,
+    OpenBertForSequenceClassification,
+    OpenBertForTokenClassification,
+    OpenBertModel,
+    OpenBertPreTrainedModel,
+)
+
+AutoConfig.register(OpenBertConfig.model_type, OpenBertConfig, exist_ok=True)
+OpenBertConfig.register_for_auto_class()
+for auto_name, class_name in AUTO_CLASS_NAMES.items():
+    model_class = getattr(modeling_openbert, class_name)
+    getattr(transformers, auto_name).register(OpenBertConfig, model_class, exist_ok=True)
+    model_class.register_for_auto_class(auto_name)
+
+__all__ = [
+    "AUTO_CLASS_NAMES",
+    "OpenBertConfig",
+    "OpenBertForMaskedLM",
+    "OpenBertForMultipleChoice",
+    "OpenBertForNextSentencePrediction",
+    "OpenBertForPreTraining",
+    "OpenBertForQuestionAnswering",
+    "OpenBertForSequenceClassification",
+    "OpenBertForTokenClassification",
+    "OpenBertModel",
+    "OpenBertPreTrainedModel",
+]

@@ -1,0 +1,791 @@
+"""openbert: BERT's bidirectional Transformer encoder and its task heads, as transformers models.
+
+The encoder is BERT's (Devlin et al., 2019): token + position + segment embeddings, then post-LayerNorm
+self-attention blocks. Parameter names are BERT's, so transformers' BERT checkpoints load unchanged.
+
+One thing differs from transformers' BERT: inside the encoder, activations are a 2-D `(num_tokens, hidden)`
+tensor (see `TokenLayout`). When a batch has padding, only the real tokens are in it, so the dense layers,
+which do almost all of the work, never compute on padding. Attention alone sees the padded
+`(batch, heads, seq, head_dim)` layout, through transformers' attention interface (`eager` or `sdpa`).
+
+This file is copied next to every saved checkpoint (remote code), so it imports only transformers, torch
+and its sibling configuration file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    NextSentencePredictorOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput
+
+from .configuration_openbert import OpenBertConfig
+
+IGNORE_INDEX = -100  # label value that losses skip (transformers' convention)
+
+# Auto class -> openbert class. Every saved checkpoint maps all of them (not only the class that saved it),
+# so that e.g. a pretraining checkpoint loads into AutoModelForSequenceClassification through remote code.
+AUTO_CLASS_NAMES = {
+    "AutoModel": "OpenBertModel",
+    "AutoModelForPreTraining": "OpenBertForPreTraining",
+    "AutoModelForMaskedLM": "OpenBertForMaskedLM",
+    "AutoModelForNextSentencePrediction": "OpenBertForNextSentencePrediction",
+    "AutoModelForSequenceClassification": "OpenBertForSequenceClassification",
+    "AutoModelForQuestionAnswering": "OpenBertForQuestionAnswering",
+    "AutoModelForTokenClassification": "OpenBertForTokenClassification",
+    "AutoModelForMultipleChoice": "OpenBertForMultipleChoice",
+}
+
+
+class TokenLayout:
+    """Where the real tokens of a `(batch, seq)` batch are, so that dense layers can skip padding.
+
+    Activations travel through the encoder as `(num_tokens, ...)`. Without padding (or with `unpad=False`)
+    that is the batch flattened, `num_tokens = batch * seq`, and `pack`/`unpack` are reshapes. With padding,
+    `num_tokens` counts real tokens only and `unpack` puts zeros at padded positions.
+    """
+
+    def __init__(self, attention_mask: torch.Tensor | None, batch_size: int, seq_len: int, unpad: bool):
+        self.batch_size, self.seq_len = batch_size, seq_len
+        self.indices: torch.Tensor | None = None  # flat positions of the real tokens, (num_tokens,)
+        if unpad and attention_mask is not None and not bool(attention_mask.all()):
+            self.indices = attention_mask.flatten().nonzero().squeeze(-1)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """`(batch, seq, *rest)` -> `(num_tokens, *rest)`."""
+        x = x.reshape(self.batch_size * self.seq_len, *x.shape[2:])
+        return x if self.indices is None else x.index_select(0, self.indices)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """`(num_tokens, *rest)` -> `(batch, seq, *rest)`, zeros at padded positions."""
+        if self.indices is not None:
+            x = x.new_zeros(self.batch_size * self.seq_len, *x.shape[1:]).index_copy(0, self.indices, x)
+        return x.view(self.batch_size, self.seq_len, *x.shape[1:])
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention written out, so the probabilities can be returned.
+
+    query/key/value: `(batch, heads, seq, head_dim)`; attention_mask: additive, broadcastable to
+    `(batch, heads, seq, seq)`. Returns `(batch, seq, heads, head_dim)` and the `(batch, heads, seq, seq)`
+    probabilities, as every function of transformers' attention interface does.
+    """
+    scaling = query.size(-1) ** -0.5 if scaling is None else scaling
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=module.training)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
+
+
+class OpenBertEmbeddings(nn.Module):
+    """Word + segment + position embeddings, LayerNorm, dropout; works on ids of any shape."""
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        token_type_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """ids: `(*shape)`; inputs_embeds (instead of input_ids): `(*shape, hidden)`. Returns `(*shape, hidden)`."""
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
+        embeddings = embeddings + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class OpenBertSelfAttention(nn.Module):
+    """Multi-head self-attention: projections on packed tokens, attention on the padded layout."""
+
+    is_causal = False  # read by transformers' sdpa function: BERT attends in both directions
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_prob = config.attention_probs_dropout_prob
+
+    def forward(
+        self, hidden_states: torch.Tensor, layout: TokenLayout, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """hidden_states: `(num_tokens, hidden)` -> `(num_tokens, hidden)` and the attention probabilities
+        `(batch, heads, seq, seq)` (eager only; None otherwise)."""
+
+        def split_heads(x: torch.Tensor) -> torch.Tensor:  # (num_tokens, hidden) -> (batch, heads, seq, head_dim)
+            x = layout.unpack(x).view(layout.batch_size, layout.seq_len, self.num_heads, self.head_dim)
+            return x.transpose(1, 2)
+
+        query, key, value = (split_heads(proj(hidden_states)) for proj in (self.query, self.key, self.value))
+        attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        context, probs = attention(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.dropout_prob if self.training else 0.0,
+            scaling=self.scaling,
+        )
+        return layout.pack(context.reshape(layout.batch_size, layout.seq_len, -1)), probs
+
+
+class OpenBertResidualOutput(nn.Module):
+    """Projection, dropout, residual add and post-LayerNorm: closes both halves of an encoder layer."""
+
+    def __init__(self, config: OpenBertConfig, in_features: int):
+        super().__init__()
+        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+
+
+class OpenBertAttention(nn.Module):
+    def __init__(self, config: OpenBertConfig):
+        super().__init__()
+        self.self = OpenBertSelfAttention(config)  # `attention.self.*`: BERT's checkpoint names
+        self.output = OpenBertResidualOutput(config, config.hidden_size)
+
+    def forward(
+        self, hidden_states: torch.Tensor, layout: TokenLayout, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        context, probs = self.self(hidden_states, layout, attention_mask)
+        return self.output(context, hidden_states), probs
+
+
+class OpenBertIntermediate(nn.Module):
+    def __init__(self, config: OpenBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden_states))
+
+
+class OpenBertLayer(GradientCheckpointingLayer):
+    """One post-LN encoder layer: self-attention block, then feed-forward block, on `(num_tokens, hidden)`."""
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__()
+        self.attention = OpenBertAttention(config)
+        self.intermediate = OpenBertIntermediate(config)
+        self.output = OpenBertResidualOutput(config, config.intermediate_size)
+
+    def forward(
+        self, hidden_states: torch.Tensor, layout: TokenLayout, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, probs = self.attention(hidden_states, layout, attention_mask)
+        return self.output(self.intermediate(attended), attended), probs
+
+
+class OpenBertEncoder(nn.Module):
+    def __init__(self, config: OpenBertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(OpenBertLayer(config) for _ in range(config.num_hidden_layers))
+
+
+class OpenBertPooler(nn.Module):
+    """tanh(dense(first token)): the `[CLS]` summary used by NSP and sentence-level heads."""
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        """`(batch, seq, hidden)` -> `(batch, hidden)`."""
+        return self.activation(self.dense(sequence_output[:, 0]))
+
+
+class OpenBertPredictionHeadTransform(nn.Module):
+    def __init__(self, config: OpenBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.transform_act_fn = ACT2FN[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
+
+
+class OpenBertLMPredictionHead(nn.Module):
+    """Masked-LM head: transform, then a decoder whose weight is tied to the word embeddings."""
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__()
+        self.transform = OpenBertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = self.decoder.bias  # tied; kept under BERT's checkpoint name `cls.predictions.bias`
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """`(*rows, hidden)` -> `(*rows, vocab_size)`."""
+        return self.decoder(self.transform(hidden_states))
+
+
+class OpenBertPreTrainingHeads(nn.Module):
+    """BERT's `cls` module: the masked-LM head, the next-sentence head, or both."""
+
+    def __init__(self, config: OpenBertConfig, mlm: bool, nsp: bool):
+        super().__init__()
+        if mlm:
+            self.predictions = OpenBertLMPredictionHead(config)
+        if nsp:
+            self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+
+@dataclass
+class OpenBertForPreTrainingOutput(ModelOutput):
+    """Output of `OpenBertForPreTraining`.
+
+    Args:
+        loss: MLM loss + NSP loss when both label sets are given, else the one that is.
+        prediction_logits: MLM scores. Without `labels`, `(batch, seq, vocab_size)`; with `labels`, only the
+            labelled rows, `(num_labelled, vocab_size)`, in row-major order of `labels != -100`.
+        seq_relationship_logits: `(batch, 2)` next-sentence scores (0 = B follows A, 1 = B is random).
+        mlm_loss, nsp_loss: the two parts of `loss`, when their labels are given.
+        hidden_states: embeddings + every layer's output, each `(batch, seq, hidden)`.
+        attentions: every layer's attention probabilities, each `(batch, heads, seq, seq)` (eager only).
+    """
+
+    loss: torch.Tensor | None = None
+    prediction_logits: torch.Tensor | None = None
+    seq_relationship_logits: torch.Tensor | None = None
+    mlm_loss: torch.Tensor | None = None
+    nsp_loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+def _check_id_range(name: str, ids: torch.Tensor | None, limit: int, fix: str) -> None:
+    """Raise a ValueError (instead of an IndexError or a native crash) for ids outside [0, limit)."""
+    if ids is None or ids.numel() == 0 or torch.compiler.is_compiling():
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= limit:
+        raise ValueError(f"{name} contains {low if low < 0 else high}, outside the valid range [0, {limit}): {fix}")
+
+
+class OpenBertPreTrainedModel(PreTrainedModel):
+    config_class = OpenBertConfig
+    config: OpenBertConfig
+    base_model_prefix = "bert"  # BERT's: checkpoints load with or without the `bert.` prefix
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["OpenBertEmbeddings", "OpenBertLayer"]
+    # Older BERT checkpoints saved the position-id buffer; it is derived, not learned.
+    _keys_to_ignore_on_load_unexpected = [r"embeddings\.position_ids"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Normal(0, initializer_range) weights, zero biases, unit LayerNorms (the default), zero MLM bias."""
+        super()._init_weights(module)
+        if isinstance(module, OpenBertLMPredictionHead):
+            init.zeros_(module.bias)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """transformers' `save_pretrained`, with an `auto_map` that names every openbert Auto class."""
+        module = __name__.rsplit(".", 1)[-1]
+        auto_map = {"AutoConfig": f"{self.config.__module__.rsplit('.', 1)[-1]}.{type(self.config).__name__}"}
+        auto_map.update({auto: f"{module}.{name}" for auto, name in AUTO_CLASS_NAMES.items()})
+        self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _return(self, output: ModelOutput, return_dict: bool | None) -> ModelOutput | tuple:
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if return_dict else output.to_tuple()
+
+
+class OpenBertModel(OpenBertPreTrainedModel):
+    """The bare encoder: `last_hidden_state` `(batch, seq, hidden)` and `pooler_output` `(batch, hidden)`."""
+
+    def __init__(self, config: OpenBertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = OpenBertEmbeddings(config)
+        self.encoder = OpenBertEncoder(config)
+        self.pooler = OpenBertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """Encode a batch.
+
+        Args:
+            input_ids: `(batch, seq)` token ids in `[0, vocab_size)`; or `inputs_embeds` `(batch, seq, hidden)`.
+            attention_mask: `(batch, seq)`, 1 for real tokens and 0 for padding.
+            token_type_ids: `(batch, seq)` segment ids in `[0, type_vocab_size)`; default all 0.
+            position_ids: `(batch, seq)` or `(seq,)` in `[0, max_position_embeddings)`; default 0..seq-1.
+        """
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        batch_size, seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+        device = (input_ids if input_ids is not None else inputs_embeds).device
+        max_len = config.max_position_embeddings
+        if seq_len > max_len:
+            raise ValueError(
+                f"The sequence length {seq_len} exceeds max_position_embeddings={max_len}; "
+                f"truncate the inputs, e.g. tokenizer(..., truncation=True, max_length={max_len})."
+            )
+        if attention_mask is not None and attention_mask.shape != (batch_size, seq_len):
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}, expected (batch, seq) = "
+                f"{(batch_size, seq_len)}: 1 for real tokens, 0 for padding."
+            )
+        if output_attentions and config._attn_implementation != "eager":
+            raise ValueError(
+                f"output_attentions=True needs attn_implementation='eager' (this model uses "
+                f"{config._attn_implementation!r}); load it with from_pretrained(..., attn_implementation='eager')."
+            )
+        _check_id_range(
+            "input_ids", input_ids, self.embeddings.word_embeddings.num_embeddings,
+            "use this model's tokenizer, or call resize_token_embeddings() after adding tokens.",
+        )
+        _check_id_range(
+            "token_type_ids", token_type_ids, config.type_vocab_size,
+            f"segment ids must be below config.type_vocab_size={config.type_vocab_size}.",
+        )
+        _check_id_range(
+            "position_ids", position_ids, config.max_position_embeddings,
+            f"positions must be below config.max_position_embeddings={config.max_position_embeddings}.",
+        )
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(batch_size, seq_len, dtype=torch.long, device=device)
+        if position_ids is None:
+            position_ids = torch.arange(seq_len, device=device)
+        position_ids = position_ids.expand(batch_size, seq_len)
+
+        layout = TokenLayout(attention_mask, batch_size, seq_len, unpad=config.unpad_inputs)
+        hidden_states = self.embeddings(
+            None if input_ids is None else layout.pack(input_ids),
+            layout.pack(token_type_ids),
+            layout.pack(position_ids),
+            None if inputs_embeds is None else layout.pack(inputs_embeds),
+        )
+        # Only the attention layout needs the mask; `create_bidirectional_mask` builds the form the chosen
+        # attention implementation expects (additive for eager, boolean or None for sdpa) from its metadata.
+        mask = create_bidirectional_mask(
+            config=config,
+            inputs_embeds=hidden_states.new_empty(batch_size, seq_len, 0),
+            attention_mask=attention_mask,
+        )
+        all_hidden_states = [layout.unpack(hidden_states)] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        for layer in self.encoder.layer:
+            hidden_states, probs = layer(hidden_states, layout, mask)
+            if output_hidden_states:
+                all_hidden_states.append(layout.unpack(hidden_states))
+            if output_attentions:
+                all_attentions.append(probs)
+
+        sequence_output = all_hidden_states[-1] if output_hidden_states else layout.unpack(hidden_states)
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=sequence_output,
+            pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
+            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+            attentions=tuple(all_attentions) if output_attentions else None,
+        )
+        return self._return(output, return_dict)
+
+
+def _masked_lm(
+    head: OpenBertLMPredictionHead, sequence_output: torch.Tensor, labels: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """MLM logits and loss. With labels, the head runs on labelled rows only: `(num_labelled, vocab)` logits
+    in row-major order of `labels != -100` (the 30522-way projection of unlabelled rows is wasted work)."""
+    if labels is None:
+        return head(sequence_output), None
+    vocab_size = head.decoder.out_features
+    selected = labels != IGNORE_INDEX
+    targets = labels[selected]
+    _check_id_range("labels", targets, vocab_size, "MLM labels are token ids, or -100 for positions to ignore.")
+    logits = head(sequence_output[selected])
+    return logits, F.cross_entropy(logits, targets)
+
+
+class _TiedMaskedLMMixin:
+    """Decoder weight tied to the word embeddings, decoder bias tied to `cls.predictions.bias`."""
+
+    _tied_weights_keys = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.cls.predictions.decoder = new_embeddings
+        self.cls.predictions.bias = new_embeddings.bias
+
+
+class OpenBertForPreTraining(_TiedMaskedLMMixin, OpenBertPreTrainedModel):
+    """Encoder with BERT's two pretraining heads: masked-LM and next-sentence prediction."""
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__(config)
+        self.bert = OpenBertModel(config)
+        self.cls = OpenBertPreTrainingHeads(config, mlm=True, nsp=True)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        next_sentence_label: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> OpenBertForPreTrainingOutput | tuple:
+        """labels: `(batch, seq)` token ids at masked positions, -100 elsewhere.
+        next_sentence_label: `(batch,)`, 0 when B follows A, 1 when B is random."""
+        outputs = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_attentions, output_hidden_states, return_dict=True,
+        )
+        prediction_logits, mlm_loss = _masked_lm(self.cls.predictions, outputs.last_hidden_state, labels)
+        seq_relationship_logits = self.cls.seq_relationship(outputs.pooler_output)
+        nsp_loss = None
+        if next_sentence_label is not None:
+            nsp_loss = F.cross_entropy(seq_relationship_logits, next_sentence_label.view(-1))
+        parts = [part for part in (mlm_loss, nsp_loss) if part is not None]
+        output = OpenBertForPreTrainingOutput(
+            loss=sum(parts) if parts else None,
+            prediction_logits=prediction_logits,
+            seq_relationship_logits=seq_relationship_logits,
+            mlm_loss=mlm_loss,
+            nsp_loss=nsp_loss,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return self._return(output, return_dict)
+
+
+class OpenBertForMaskedLM(_TiedMaskedLMMixin, OpenBertPreTrainedModel):
+    """Encoder with the masked-LM head (fill-mask). With `labels`, `logits` holds the labelled rows only,
+    `(num_labelled, vocab_size)` in row-major order of `labels != -100`; without, `(batch, seq, vocab_size)`."""
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__(config)
+        self.bert = OpenBertModel(config, add_pooling_layer=False)
+        self.cls = OpenBertPreTrainingHeads(config, mlm=True, nsp=False)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MaskedLMOutput | tuple:
+        outputs = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_attentions, output_hidden_states, return_dict=True,
+        )
+        logits, loss = _masked_lm(self.cls.predictions, outputs.last_hidden_state, labels)
+        output = MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return self._return(output, return_dict)
+
+
+class OpenBertForNextSentencePrediction(OpenBertPreTrainedModel):
+    """Encoder with the next-sentence head: `logits` `(batch, 2)`, 0 = B follows A, 1 = B is random."""
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__(config)
+        self.bert = OpenBertModel(config)
+        self.cls = OpenBertPreTrainingHeads(config, mlm=False, nsp=True)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> NextSentencePredictorOutput | tuple:
+        outputs = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_attentions, output_hidden_states, return_dict=True,
+        )
+        logits = self.cls.seq_relationship(outputs.pooler_output)
+        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
+        output = NextSentencePredictorOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return self._return(output, return_dict)
+
+
+def _classifier_dropout(config: OpenBertConfig) -> nn.Dropout:
+    return nn.Dropout(config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout)
+
+
+class OpenBertForSequenceClassification(OpenBertPreTrainedModel):
+    """Pooled `[CLS]` -> dropout -> linear: `logits` `(batch, num_labels)`.
+
+    The loss follows `config.problem_type`, inferred on first use as transformers does: one label means
+    regression (MSE), integer labels single-label classification (cross-entropy), float labels of shape
+    `(batch, num_labels)` multi-label classification (BCE with logits).
+    """
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = OpenBertModel(config)
+        self.dropout = _classifier_dropout(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple:
+        outputs = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_attentions, output_hidden_states, return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+        loss = None if labels is None else self._loss(logits, labels)
+        output = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return self._return(output, return_dict)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.config.problem_type is None:
+            if self.num_labels == 1:
+                self.config.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                self.config.problem_type = "single_label_classification"
+            else:
+                self.config.problem_type = "multi_label_classification"
+        if self.config.problem_type == "regression":
+            return F.mse_loss(logits.squeeze(-1), labels.squeeze(-1).to(logits.dtype))
+        if self.config.problem_type == "single_label_classification":
+            return F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+class OpenBertForTokenClassification(OpenBertPreTrainedModel):
+    """Per-token dropout -> linear: `logits` `(batch, seq, num_labels)`; labels -100 are ignored."""
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = OpenBertModel(config, add_pooling_layer=False)
+        self.dropout = _classifier_dropout(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> TokenClassifierOutput | tuple:
+        outputs = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_attentions, output_hidden_states, return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        output = TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return self._return(output, return_dict)
+
+
+class OpenBertForQuestionAnswering(OpenBertPreTrainedModel):
+    """Extractive QA: `start_logits` and `end_logits` `(batch, seq)` over the tokens.
+
+    Positions outside the sequence are clamped to `seq` and ignored by the loss, as in transformers.
+    """
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = OpenBertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> QuestionAnsweringModelOutput | tuple:
+        outputs = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+            output_attentions, output_hidden_states, return_dict=True,
+        )
+        start_logits, end_logits = (
+            t.squeeze(-1).contiguous() for t in self.qa_outputs(outputs.last_hidden_state).split(1, dim=-1)
+        )
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            ignored = start_logits.size(1)
+            losses = [
+                F.cross_entropy(logits, positions.view(-1).clamp(0, ignored), ignore_index=ignored)
+                for logits, positions in ((start_logits, start_positions), (end_logits, end_positions))
+            ]
+            loss = (losses[0] + losses[1]) / 2
+        output = QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return self._return(output, return_dict)
+
+
+class OpenBertForMultipleChoice(OpenBertPreTrainedModel):
+    """Scores each of `num_choices` sequences with pooled `[CLS]` -> linear: `logits` `(batch, num_choices)`.
+
+    Inputs are `(batch, num_choices, seq)` (`inputs_embeds`: `(batch, num_choices, seq, hidden)`).
+    """
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__(config)
+        self.bert = OpenBertModel(config)
+        self.dropout = _classifier_dropout(config)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MultipleChoiceModelOutput | tuple:
+        num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+
+        def flat(x: torch.Tensor | None, dims: int) -> torch.Tensor | None:  # fold choices into the batch
+            return None if x is None else x.reshape(-1, *x.shape[-dims:])
+
+        outputs = self.bert(
+            flat(input_ids, 1), flat(attention_mask, 1), flat(token_type_ids, 1), flat(position_ids, 1),
+            flat(inputs_embeds, 2), output_attentions, output_hidden_states, return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output)).view(-1, num_choices)
+        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
+        output = MultipleChoiceModelOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return self._return(output, return_dict)
+
+
+__all__ = [
+    "OpenBertForMaskedLM",
+    "OpenBertForMultipleChoice",
+    "OpenBertForNextSentencePrediction",
+    "OpenBertForPreTraining",
+    "OpenBertForQuestionAnswering",
+    "OpenBertForSequenceClassification",
+    "OpenBertForTokenClassification",
+    "OpenBertModel",
+    "OpenBertPreTrainedModel",
+]
