@@ -688,12 +688,17 @@ class OpenBertForTokenClassification(OpenBertPreTrainedModel):
 class OpenBertForQuestionAnswering(OpenBertPreTrainedModel):
     """Extractive QA: `start_logits` and `end_logits` `(batch, seq)` over the tokens.
 
+    Padded positions get the lowest logit of the dtype, so the loss is a softmax over real tokens only.
     Positions outside the sequence are clamped to `seq` and ignored by the loss, as in transformers.
     """
 
     def __init__(self, config: OpenBertConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
+        if config.num_labels != 2:
+            raise ValueError(
+                f"OpenBertForQuestionAnswering scores each token as answer start and end, so config.num_labels "
+                f"must be 2 (got {config.num_labels}); drop num_labels from the config or set it to 2."
+            )
         self.bert = OpenBertModel(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -715,9 +720,12 @@ class OpenBertForQuestionAnswering(OpenBertPreTrainedModel):
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
             output_attentions, output_hidden_states, return_dict=True,
         )
-        start_logits, end_logits = (
-            t.squeeze(-1).contiguous() for t in self.qa_outputs(outputs.last_hidden_state).split(1, dim=-1)
-        )
+        logits = self.qa_outputs(outputs.last_hidden_state)
+        if attention_mask is not None:
+            # Padding can never be the answer, so it stays out of the softmax. (transformers' BERT lets the
+            # arbitrary logits of padded positions in, which makes its loss depend on how a batch is padded.)
+            logits = logits.masked_fill(attention_mask.unsqueeze(-1) == 0, torch.finfo(logits.dtype).min)
+        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
         loss = None
         if start_positions is not None and end_positions is not None:
             ignored = start_logits.size(1)

