@@ -1,0 +1,122 @@
+"""Reading extractive-QA data: official SQuAD v1.1/v2.0 JSON, flat JSON/JSON-lines, or a `datasets` split.
+
+Every source becomes a flat `datasets.Dataset` with the columns `id`, `title`, `context`, `question` and
+`answers = {"text": [str, ...], "answer_start": [int, ...]}` (character offsets into `context`; empty lists
+for an unanswerable question), the layout of the `squad`/`squad_v2` datasets on the Hub.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_FIELDS = ("id", "context", "question", "answers")
+
+
+@dataclass
+class QAExamples:
+    """A validated split plus what was dropped from it (reported in the run's results)."""
+
+    dataset: datasets.Dataset
+    # Answers whose `answer_start` does not point at their `text` in the context.
+    skipped_misaligned: int
+    # Questions without an answer, dropped because the run is SQuAD v1.1 (no `version_2_with_negative`).
+    skipped_unanswerable: int
+
+
+def _flatten_official(data: list[dict], source: str) -> list[dict]:
+    """Official layout (data -> paragraphs -> qas) to flat records; `plausible_answers` are not answers."""
+    records = []
+    for article in data:
+        for paragraph in article.get("paragraphs", []):
+            for qa in paragraph.get("qas", []):
+                if "answers" not in qa:
+                    raise ValueError(f"{source}: question {qa.get('id')!r} has no 'answers' field")
+                answers = [] if qa.get("is_impossible", False) else qa["answers"]
+                records.append({
+                    "id": qa.get("id"), "title": article.get("title", ""), "context": paragraph.get("context"),
+                    "question": qa.get("question"),
+                    "answers": {"text": [a["text"] for a in answers],
+                                "answer_start": [a["answer_start"] for a in answers]},
+                })
+    return records
+
+
+def read_qa_file(path: str | Path) -> list[dict]:
+    """Read a QA file into flat records (not yet validated).
+
+    Accepts `.json` holding the official SQuAD layout (`{"data": [{"title", "paragraphs": [{"context",
+    "qas": [...]}]}]}`) or flat records (`{"data": [{"id", "question", "context", "answers"}, ...]}` or a
+    bare list), and `.jsonl` with one flat record per line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"QA data file {path} does not exist")
+    if path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    if path.suffix != ".json":
+        raise ValueError(f"{path}: QA data must be .json (SQuAD or flat) or .jsonl, not {path.suffix!r}")
+    content = json.loads(path.read_text(encoding="utf-8"))
+    data = content.get("data") if isinstance(content, dict) else content
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a list of records or a {{'data': [...]}} object")
+    if data and "paragraphs" in data[0]:
+        return _flatten_official(data, str(path))
+    return data
+
+
+def _answers_align(record: dict) -> bool:
+    context, answers = record["context"], record["answers"]
+    if len(answers["text"]) != len(answers["answer_start"]):
+        return False
+    return all(isinstance(start, int) and 0 <= start and context[start:start + len(text)] == text
+               for text, start in zip(answers["text"], answers["answer_start"], strict=True))
+
+
+def validate_qa_examples(records: Iterable[dict], source: str, version_2_with_negative: bool) -> QAExamples:
+    """Check flat records, drop the unusable ones with a warning, and build the dataset.
+
+    A missing field raises (naming `source` and the field). A record whose answers do not sit at their
+    `answer_start` is dropped and counted, as is an unanswerable one when `version_2_with_negative` is off
+    (SQuAD v1.1 has nothing to train on or score it against). An empty result raises.
+    """
+    kept, misaligned, unanswerable = [], 0, 0
+    for index, record in enumerate(records):
+        missing = [name for name in REQUIRED_FIELDS if record.get(name) is None]
+        if missing:
+            raise ValueError(f"{source}: record {index} (id {record.get('id')!r}) lacks the field(s) "
+                             f"{', '.join(missing)}; QA records need {', '.join(REQUIRED_FIELDS)}")
+        if not _answers_align(record):
+            misaligned += 1
+            continue
+        if not record["answers"]["text"] and not version_2_with_negative:
+            unanswerable += 1
+            continue
+        kept.append({"id": str(record["id"]), "title": record.get("title") or "", "context": record["context"],
+                     "question": record["question"],
+                     "answers": {"text": list(record["answers"]["text"]),
+                                 "answer_start": [int(s) for s in record["answers"]["answer_start"]]}})
+    if misaligned:
+        logger.warning("%s: skipped %d question(s) whose answer_start does not match the answer text in the "
+                       "context", source, misaligned)
+    if unanswerable:
+        logger.warning("%s: skipped %d unanswerable question(s); pass --version_2_with_negative to use them",
+                       source, unanswerable)
+    if not kept:
+        raise ValueError(f"{source}: no usable question-answer examples (empty split, or all "
+                         f"{misaligned + unanswerable} skipped)")
+    features = datasets.Features({
+        "id": datasets.Value("string"), "title": datasets.Value("string"), "context": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "answers": {"text": datasets.List(datasets.Value("string")),
+                    "answer_start": datasets.List(datasets.Value("int32"))},
+    })
+    return QAExamples(datasets.Dataset.from_list(kept, features=features), misaligned, unanswerable)
