@@ -55,6 +55,15 @@ class OpenBertConfig(PreTrainedConfig):
     unpad_inputs: bool = True
     tie_word_embeddings: bool = True
 
+    @classmethod
+    def get_config_dict(cls, *args, **kwargs) -> tuple[dict, dict]:
+        config_dict, kwargs = super().get_config_dict(*args, **kwargs)
+        # A BERT config is an openbert config by design (same fields), so BERT checkpoints load without
+        # transformers' warning that a different model type "can yield errors".
+        if config_dict.get("model_type") == "bert":
+            config_dict = {**config_dict, "model_type": cls.model_type}
+        return config_dict, kwargs
+
     def __post_init__(self, **kwargs):
         self._check_fields()
         super().__post_init__(**kwargs)
