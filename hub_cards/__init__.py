@@ -1,0 +1,19 @@
+"""Model cards for openbert checkpoints: templates in `templates/`, rendered by `model_card.write_model_card`."""
+
+from hub_cards.hardware import hardware_description
+from hub_cards.model_card import (
+    CARD_FILENAME,
+    REPO_ID_PLACEHOLDER,
+    TASKS,
+    hyperparameters_from_training_args,
+    write_model_card,
+)
+
+__all__ = [
+    "CARD_FILENAME",
+    "REPO_ID_PLACEHOLDER",
+    "TASKS",
+    "hardware_description",
+    "hyperparameters_from_training_args",
+    "write_model_card",
+]

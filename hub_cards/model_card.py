@@ -1,0 +1,315 @@
+"""Model cards (the Hub's README.md) for openbert checkpoints, rendered from what a training run produced.
+
+The YAML metadata comes from `huggingface_hub.ModelCardData` (so `model-index` has the Hub's schema), the body
+from the Jinja templates in `hub_cards/templates/` (`pretrained.md` and `finetuned.md`, both extending
+`base.md`). Every number in a card is read from the run: the architecture from the checkpoint's `config.json`,
+the parameter count from its safetensors headers, the hyperparameters, step count, wall time and metrics from
+the caller (the Trainer's own values), the hardware and library versions from the running process.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from hub_cards.hardware import hardware_description
+
+CARD_FILENAME = "README.md"
+# Stands for the repo id in the card's code snippets until the push, which fills in the real one; a card
+# written before anyone chose a repo id must still be a valid card.
+REPO_ID_PLACEHOLDER = "NAMESPACE/MODEL_NAME"
+CARD_TAGS = ("openbert", "bert", "custom_code")
+
+
+@dataclass(frozen=True)
+class _Task:
+    title: str
+    auto_classes: tuple[str, ...]  # in order of preference; the first the checkpoint's auto_map has is used
+
+
+TASKS: dict[str, _Task] = {
+    "fill-mask": _Task("masked-language modelling", ("AutoModelForMaskedLM", "AutoModelForPreTraining")),
+    "text-classification": _Task("text classification", ("AutoModelForSequenceClassification",)),
+    "token-classification": _Task("token classification", ("AutoModelForTokenClassification",)),
+    "question-answering": _Task("extractive question answering", ("AutoModelForQuestionAnswering",)),
+    "multiple-choice": _Task("multiple choice", ("AutoModelForMultipleChoice",)),
+    "feature-extraction": _Task("feature extraction", ("AutoModel",)),
+}
+
+# Trainer metrics that describe the evaluation loop rather than the model.
+_BOOKKEEPING_METRICS = {"runtime", "samples_per_second", "steps_per_second", "epoch", "model_preparation_time"}
+# The TrainingArguments fields a reader needs to reproduce a run (the other ~100 are logging and plumbing).
+TRAINING_ARGUMENT_KEYS = (
+    "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+    "num_train_epochs", "max_steps", "warmup_steps", "lr_scheduler_type", "weight_decay", "optim", "adam_beta1",
+    "adam_beta2", "adam_epsilon", "max_grad_norm", "seed", "bf16", "fp16",
+)
+_ARCHITECTURE_FIELDS = (
+    ("Layers", "num_hidden_layers"), ("Hidden size", "hidden_size"), ("Attention heads", "num_attention_heads"),
+    ("Feed-forward size", "intermediate_size"), ("Activation", "hidden_act"), ("Vocabulary", "vocab_size"),
+    ("Max positions", "max_position_embeddings"), ("Token types", "type_vocab_size"),
+)
+_SOFTWARE = ("transformers", "torch", "tokenizers", "huggingface_hub")
+
+_templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("hub_cards", "templates"),
+    undefined=jinja2.StrictUndefined,  # a misspelt variable fails the render instead of leaving a hole
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def write_model_card(
+    output_dir: str | Path,
+    *,
+    kind: Literal["pretrained", "finetuned"],
+    task: str,
+    metrics: Mapping[str, Any],
+    hyperparameters: Mapping[str, Any] | Any,
+    train_runtime_s: float,
+    datasets: Sequence[str],
+    base_model: str | None = None,
+    train_steps: int | None = None,
+    dataset_config: str | None = None,
+    eval_split: str = "validation",
+    language: str | list[str] = "en",
+    license: str = "apache-2.0",
+    model_name: str | None = None,
+    repo_id: str | None = None,
+    hardware: str | None = None,
+) -> Path:
+    """Render the model card of the checkpoint in `output_dir` and write it to `output_dir/README.md`.
+
+    Call it after the model, its config and tokenizer are saved there (and after any curves PNG is drawn
+    there, which the card then shows).
+
+    Args:
+        kind: "pretrained" (an encoder trained with MLM/NSP) or "finetuned" (a task model).
+        task: the Hub task id, one of `TASKS` ("fill-mask" for pretraining); it is the `pipeline_tag`.
+        metrics: the run's final evaluation metrics as the Trainer returns them ("eval_accuracy": 0.91, ...);
+            the "eval_"/"test_" prefix is dropped and loop bookkeeping (runtime, samples/s, epoch) left out.
+            They become the card's `model-index` and its results table, unrounded in the metadata.
+        hyperparameters: the run's `TrainingArguments` (shown as `hyperparameters_from_training_args` selects)
+            or a mapping of name -> value shown as given.
+        train_runtime_s: training wall time in seconds (the Trainer's `train_runtime`).
+        datasets: Hub ids of the training data sets; the first one is the evaluation data set.
+        base_model: Hub repo id of the model that was fine-tuned (required when kind="finetuned").
+        train_steps: optimisation steps taken; default: `global_step` from `output_dir/trainer_state.json`.
+        dataset_config: the data set configuration evaluated (e.g. "sst2" for GLUE).
+        eval_split: the split the metrics were measured on.
+        model_name: the card's title and `model-index` name; default: the output directory's name.
+        repo_id: the repo the checkpoint will live in, for the usage snippets; default: `REPO_ID_PLACEHOLDER`,
+            which `training.push` replaces with the real repo id in the copy it uploads.
+        hardware: what the run trained on; default: `hardware_description()` of this process.
+
+    Returns:
+        The path of the written card.
+    """
+    if kind not in ("pretrained", "finetuned"):
+        raise ValueError(f"kind must be 'pretrained' or 'finetuned', got {kind!r}")
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
+    if kind == "finetuned" and not base_model:
+        raise ValueError("a fine-tuned model's card needs base_model: the Hub repo id of the model fine-tuned")
+    if base_model is not None:
+        _check_repo_id(base_model, "base_model")
+    if repo_id is not None:
+        _check_repo_id(repo_id, "repo_id")
+    if isinstance(datasets, str) or not datasets:
+        raise ValueError("datasets must be a non-empty list of Hub data set ids, e.g. ['nyu-mll/glue']")
+    if not isinstance(hyperparameters, Mapping):
+        hyperparameters = hyperparameters_from_training_args(hyperparameters)
+    output_dir = Path(output_dir)
+    config = _read_config(output_dir)
+    results = _eval_results(metrics)
+    model_name = model_name or output_dir.resolve().name
+    task_info = TASKS[task]
+    auto_map = config.get("auto_map", {})
+    auto_class = next((c for c in task_info.auto_classes if c in auto_map), task_info.auto_classes[0])
+
+    card_data = ModelCardData(
+        language=language,
+        license=license,
+        library_name="transformers",
+        tags=[*CARD_TAGS, task],
+        pipeline_tag=task,
+        datasets=list(datasets),
+        base_model=base_model,
+        metrics=[name for name in results if name != "loss"] or None,
+        model_name=model_name,
+        eval_results=[
+            EvalResult(
+                task_type=task, task_name=task_info.title, dataset_type=datasets[0], dataset_name=datasets[0],
+                dataset_config=dataset_config, dataset_split=eval_split, metric_type=name, metric_name=name,
+                metric_value=value,
+            )
+            for name, value in results.items()
+        ] or None,
+    )
+    if train_steps is None:
+        train_steps = _global_step(output_dir)
+    text = _templates.get_template(f"{kind}.md").render(
+        card_data=card_data.to_yaml(),
+        model_name=model_name,
+        repo_id=repo_id or REPO_ID_PLACEHOLDER,
+        task=task,
+        task_title=task_info.title,
+        auto_class=auto_class,
+        has_pipeline=_has_pipeline(task, auto_class),
+        base_model=base_model,
+        objectives=_objectives(config),
+        config=config,
+        architecture=_architecture_rows(config, _parameter_count(output_dir)),
+        labels=_labels(config) if task in ("text-classification", "token-classification") else [],
+        datasets=list(datasets),
+        dataset_config=dataset_config,
+        eval_split=eval_split,
+        hyperparameters=[(name, _format(value)) for name, value in hyperparameters.items()],
+        train_steps=f"{train_steps:,}" if train_steps is not None else None,
+        train_runtime=_format_duration(train_runtime_s),
+        hardware=hardware or hardware_description(),
+        software=", ".join(f"{name} {_version(name)}" for name in _SOFTWARE),
+        curves=sorted(p.name for p in output_dir.glob("*.png")),
+        results=[(name, _format(value)) for name, value in results.items()],
+        language=language if isinstance(language, str) else ", ".join(language),
+    )
+    card = ModelCard(text)  # parses the metadata back: a card the Hub could not read fails here
+    path = output_dir / CARD_FILENAME
+    card.save(path)
+    return path
+
+
+def _check_repo_id(value: str, name: str) -> None:
+    try:
+        validate_repo_id(value)
+    except HFValidationError as e:
+        raise ValueError(f"{name} must be a Hub repo id like 'namespace/name', got {value!r}: {e}") from e
+
+
+def _read_config(output_dir: Path) -> dict[str, Any]:
+    path = output_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: save the model (trainer.save_model / model.save_pretrained) into "
+            f"{output_dir} before writing its card"
+        )
+    return json.loads(path.read_text())
+
+
+def _parameter_count(output_dir: Path) -> int:
+    """Number of parameters stored in the checkpoint, summed from the safetensors headers (no weights read).
+
+    Tied weights are stored once, so this counts what the model really has.
+    """
+    files = sorted(output_dir.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(
+            f"no *.safetensors weights in {output_dir}: save the model there before writing its card"
+        )
+    total = 0
+    for file in files:
+        with file.open("rb") as f:
+            (header_size,) = struct.unpack("<Q", f.read(8))  # safetensors: u64 little-endian header length
+            header = json.loads(f.read(header_size))
+        total += sum(math.prod(t["shape"]) for name, t in header.items() if name != "__metadata__")
+    return total
+
+
+def _global_step(output_dir: Path) -> int | None:
+    state = output_dir / "trainer_state.json"
+    return json.loads(state.read_text()).get("global_step") if state.is_file() else None
+
+
+def _eval_results(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The model's scores from Trainer metrics: "eval_accuracy" -> "accuracy"; bookkeeping dropped."""
+    results: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = key.removeprefix("eval_").removeprefix("test_")
+        if name in _BOOKKEEPING_METRICS or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if name in results:
+            raise ValueError(f"metrics hold {name!r} twice (with and without a prefix): pass one evaluation's")
+        results[name] = value
+    if not results:
+        raise ValueError(f"metrics hold no evaluation result (got keys {sorted(metrics)}): pass trainer.evaluate()")
+    return results
+
+
+def hyperparameters_from_training_args(args: Any) -> dict[str, Any]:
+    """The fields of a `TrainingArguments` a reader needs to reproduce a run, plus the total batch size.
+
+    Merge data hyperparameters into the result before passing it to `write_model_card`, e.g.
+    `{**hyperparameters_from_training_args(args), "max_seq_length": 128}`.
+    """
+    if not hasattr(args, "to_dict"):
+        raise TypeError(f"expected a transformers TrainingArguments, got {type(args).__name__}")
+    values = args.to_dict()
+    chosen = {key: values[key] for key in TRAINING_ARGUMENT_KEYS if key in values}
+    if chosen.get("max_steps", 0) <= 0:  # -1 means "as many as the epochs take": nothing to report
+        chosen.pop("max_steps", None)
+    world_size = getattr(args, "world_size", 1)
+    chosen["total_train_batch_size"] = (
+        values["per_device_train_batch_size"] * values["gradient_accumulation_steps"] * world_size
+    )
+    return chosen
+
+
+def _architecture_rows(config: Mapping[str, Any], parameters: int) -> list[tuple[str, str]]:
+    rows = [("Architecture", ", ".join(config.get("architectures") or [config.get("model_type", "?")]))]
+    rows += [(label, _format(config[key])) for label, key in _ARCHITECTURE_FIELDS if key in config]
+    rows.append(("Parameters", f"{parameters:,} ({parameters / 1e6:.3g} M)"))
+    return rows
+
+
+def _has_pipeline(task: str, auto_class: str) -> bool:
+    """Whether the installed transformers has a pipeline for `task` that can load this checkpoint.
+
+    Asked of transformers itself because its pipelines change (5.x dropped "question-answering").
+    """
+    from transformers.pipelines import SUPPORTED_TASKS  # deferred: heavy, and only needed here
+
+    # the fill-mask pipeline needs a masked-LM head; a pretraining checkpoint also maps AutoModelForMaskedLM
+    return task in SUPPORTED_TASKS and (task != "fill-mask" or auto_class == "AutoModelForMaskedLM")
+
+
+def _objectives(config: Mapping[str, Any]) -> str:
+    architectures = config.get("architectures") or []
+    if any(a.endswith("ForPreTraining") for a in architectures):
+        return "masked-language modelling and next-sentence prediction"
+    return "masked-language modelling"
+
+
+def _labels(config: Mapping[str, Any]) -> list[str]:
+    id2label = config.get("id2label") or {}
+    return [id2label[k] for k in sorted(id2label, key=int)]
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _format_duration(seconds: float) -> str:
+    return f"{seconds:.1f} s ({datetime.timedelta(seconds=round(seconds))})"
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
