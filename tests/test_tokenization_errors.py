@@ -71,8 +71,9 @@ def test_undecodable_bytes_are_counted_and_dropped(tmp_path: Path) -> None:
     with pytest.warns(UnicodeWarning, match=r"latin1\.txt: 2 line\(s\) contain bytes that are not valid UTF-8"):
         texts = list(read_text_files(path))
     assert texts[-3:] == ["caf\ufffd au lait", "\ufffd\ufffd broken", "clean line"]
-    with pytest.warns(UnicodeWarning, match="2 line"):
+    with pytest.warns(UnicodeWarning, match="2 line") as record:
         tokenizer = train_tokenizer(path, vocab_size=60, min_frequency=1, show_progress=False)
+    assert [warning.category for warning in record] == [UnicodeWarning]  # once, though the corpus is read twice
     assert not any("\ufffd" in token for token in tokenizer.get_vocab())
     assert "[UNK]" not in tokenizer.tokenize("caf au lait broken clean line")
 

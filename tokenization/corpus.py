@@ -1,7 +1,8 @@
 """Streaming readers for raw-text corpora: plain text, gzip, JSON lines and 🤗 datasets.
 
 Everything here is a generator, so a multi-GB corpus is read a line (or a dataset batch) at a time and
-never sits in memory. Tokenizer training and MLM pretraining share these readers.
+never sits in memory. Tokenizer training reads its corpus through them; they are public for any other
+consumer of raw text.
 """
 
 from __future__ import annotations

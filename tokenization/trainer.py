@@ -99,7 +99,10 @@ def train_tokenizer(
     batches = iter_text_batches(
         corpus, text_column=text_column, show_progress=show_progress, progress_desc="Counting words"
     )
-    learner.train_from_iterator(_announce_merges(batches, vocab_size) if show_progress else batches, trainer)
+    with warnings.catch_warnings():
+        # Undecodable bytes were already counted and reported by the first pass.
+        warnings.simplefilter("ignore", UnicodeWarning)
+        learner.train_from_iterator(_announce_merges(batches, vocab_size) if show_progress else batches, trainer)
 
     vocab = learner.get_vocab(with_added_tokens=False)
     if len(vocab) < vocab_size:
