@@ -154,3 +154,14 @@ def test_convert_cli_carries_the_tokenizer(minilm_dir, tmp_path):
         convert.from_transformers(minilm_dir, tmp_path / "minilm")
     with pytest.raises(FileNotFoundError, match="config.json"):
         convert.to_transformers(tmp_path / "missing", tmp_path / "out")
+
+
+def test_from_pretrained_dtype_and_attention_implementation(saved_heads):
+    directory, expected = saved_heads["AutoModel"]
+    model = modeling.OpenBertModel.from_pretrained(directory, dtype=torch.bfloat16, attn_implementation="eager")
+    assert model.dtype == torch.bfloat16 and model.config._attn_implementation == "eager"
+    with torch.no_grad():
+        hidden = model(**INPUTS).last_hidden_state
+    assert hidden.dtype == torch.bfloat16
+    real = INPUTS["attention_mask"].bool()
+    torch.testing.assert_close(hidden.float()[real], expected["last_hidden_state"][real], rtol=0.05, atol=0.05)
