@@ -71,7 +71,7 @@ class Blob:
         return git_blob_oid(self.pointer if self.lfs else self.content)
 
     def entry(self, path: str) -> dict:
-        """This file as the tree / paths-info APIs describe it."""
+        """This file as the tree API describes it."""
         info: dict = {"type": "file", "path": path, "size": len(self.content), "oid": self.oid}
         if self.lfs:
             info["lfs"] = {"oid": self.sha256, "size": len(self.content), "pointerSize": len(self.pointer)}
@@ -163,14 +163,13 @@ class LocalHub:
             ("GET", r"/api/agent-harnesses", self._agent_harnesses, ()),
             ("POST", r"/api/repos/create", self._create_repo, ()),
             ("POST", r"/api/validate-yaml", self._validate_yaml, ()),
-            ("GET", rf"/api/models/{_REPO}", self._model_info, ("blobs",)),
-            ("GET", rf"/api/models/{_REPO}/revision/{_REV}", self._model_info, ("blobs",)),
+            ("GET", rf"/api/models/{_REPO}", self._model_info, ()),
+            ("GET", rf"/api/models/{_REPO}/revision/{_REV}", self._model_info, ()),
             ("POST", rf"/api/models/{_REPO}/branch/(?P<branch>[^/]+)", self._create_branch, ()),
             ("POST", rf"/api/models/{_REPO}/preupload/{_REV}", self._preupload, ()),
             ("POST", rf"/api/models/{_REPO}/commit/{_REV}", self._commit, ()),
             ("GET", rf"/api/models/{_REPO}/tree/{_REV}(?:/(?P<path>.+))?", self._tree,
              ("recursive", "expand")),
-            ("POST", rf"/api/models/{_REPO}/paths-info/{_REV}", self._paths_info, ()),
             ("POST", rf"/{_REPO}\.git/info/lfs/objects/batch", self._lfs_batch, ()),
             ("PUT", r"/lfs-storage/(?P<oid>[0-9a-f]{64})", self._lfs_put, ()),
             ("POST", r"/lfs-storage/verify", self._lfs_verify, ()),
@@ -221,8 +220,10 @@ class LocalHub:
             try:
                 if unknown := set(request.query) - params:
                     raise Unserved(f"query parameters {sorted(unknown)}")
-                if "Range" in request.headers or "range" in request.headers:
+                if "range" in request.headers:
                     raise Unserved("Range requests")
+                if "chunked" in request.headers.get("transfer-encoding", ""):
+                    raise Unserved("chunked request bodies")
                 args = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
                 with self._lock:
                     return handler(request, **args)
@@ -310,18 +311,10 @@ class LocalHub:
     def _model_info(self, request: Request, repo: str, rev: str = "main") -> Response:
         target = self._repo(request, repo)
         commit = self._commit_of(target, rev)
-        siblings = []
-        for path, blob in sorted(commit.files.items()):
-            sibling: dict = {"rfilename": path}
-            if request.flag("blobs"):
-                sibling.update(size=len(blob.content), blobId=blob.oid)
-                if blob.lfs:
-                    sibling["lfs"] = {"sha256": blob.sha256, "size": len(blob.content),
-                                      "pointerSize": len(blob.pointer)}
-            siblings.append(sibling)
         return Response.of_json({
             "id": repo, "modelId": repo, "author": repo.split("/")[0], "sha": commit.oid,
-            "private": target.private, "lastModified": commit.date, "siblings": siblings,
+            "private": target.private, "lastModified": commit.date,
+            "siblings": [{"rfilename": path} for path in sorted(commit.files)],
         })
 
     # ---- commits --------------------------------------------------------------------------------------
@@ -381,13 +374,6 @@ class LocalHub:
                 if content is None or value.get("algo") != "sha256":
                     raise HubError(422, f"LFS object {value['oid']} for {value['path']} was never uploaded")
                 files[value["path"]] = Blob(content, lfs=True)
-            elif key == "deletedFile":
-                if files.pop(value["path"], None) is None:
-                    raise HubError(404, f"A file with this name doesn't exist: {value['path']}",
-                                   code="EntryNotFound")
-            elif key == "deletedFolder":
-                prefix = value["path"].rstrip("/") + "/"
-                files = {p: b for p, b in files.items() if not p.startswith(prefix)}
             else:
                 raise Unserved(f"commit operation {key!r}")
         summary = header.get("summary", "")
@@ -445,32 +431,13 @@ class LocalHub:
             raise Unserved("expanded tree listings")
         commit = self._commit_of(self._repo(request, repo), rev)
         prefix = path.strip("/") + "/" if path.strip("/") else ""
-        entries: dict[str, dict] = {}
-        for file_path, blob in sorted(commit.files.items()):
-            if not file_path.startswith(prefix):
-                continue
-            rest = file_path[len(prefix):]
-            if "/" in rest and not request.flag("recursive"):
-                folder = prefix + rest.split("/")[0]
-                entries[folder] = _folder_entry(folder)
-            else:
-                entries[file_path] = blob.entry(file_path)
-        if prefix and not entries:
+        listed = {name: blob for name, blob in sorted(commit.files.items()) if name.startswith(prefix)}
+        if prefix and not listed:
             raise HubError(404, f"{path} does not exist on {rev}", code="EntryNotFound", commit=commit.oid)
-        return Response.of_json(list(entries.values()))
-
-    def _paths_info(self, request: Request, repo: str, rev: str) -> Response:
-        form = parse_qs(request.body.decode())
-        if form.get("expand", ["False"])[-1].lower() == "true":
-            raise Unserved("expanded paths-info")
-        commit = self._commit_of(self._repo(request, repo), rev)
-        infos = []
-        for path in form.get("paths", []):
-            if path in commit.files:
-                infos.append(commit.files[path].entry(path))
-            elif any(p.startswith(path.rstrip("/") + "/") for p in commit.files):
-                infos.append(_folder_entry(path))
-        return Response.of_json(infos)
+        # Listings name subfolders too (recursive or not), which no pushed checkpoint has: not implemented.
+        if any("/" in name[len(prefix):] for name in listed):
+            raise Unserved("listings of folders with subfolders")
+        return Response.of_json([blob.entry(name) for name, blob in listed.items()])
 
     def _resolve(self, request: Request, repo: str, rev: str, path: str) -> Response:
         commit = self._commit_of(self._repo(request, repo), rev)
@@ -482,11 +449,6 @@ class LocalHub:
         if blob.lfs:  # the Hub describes the LFS object itself, not the pointer git stores
             headers.update({"X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(len(blob.content))})
         return Response(200, blob.content, headers)
-
-
-def _folder_entry(path: str) -> dict:
-    # A folder's real oid is its git tree hash; nothing here reads it, so any stable id will do.
-    return {"type": "directory", "path": path, "size": 0, "oid": git_blob_oid(path.encode())}
 
 
 def _error_response(error: HubError) -> Response:
@@ -518,13 +480,7 @@ def _handler_class(hub: LocalHub) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(response.body)
 
         def _read_body(self) -> bytes:
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                chunks = []
-                while size := int(self.rfile.readline().split(b";")[0].strip(), 16):
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline()  # the CRLF after each chunk
-                self.rfile.readline()  # the CRLF after the last, empty chunk
-                return b"".join(chunks)
+            # The client sends sized bodies; a chunked one would be misread, so it is refused (see `handle`).
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
         do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _serve
