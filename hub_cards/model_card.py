@@ -156,7 +156,7 @@ def write_model_card(
                 metric_value=value,
             )
             for name, value in results.items()
-        ] or None,
+        ],
     )
     if train_steps is None:
         train_steps = _global_step(output_dir)
