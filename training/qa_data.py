@@ -81,15 +81,21 @@ def _answers_align(record: dict) -> bool:
                for text, start in zip(answers["text"], answers["answer_start"], strict=True))
 
 
-def validate_qa_examples(records: Iterable[dict], source: str, version_2_with_negative: bool) -> QAExamples:
+def validate_qa_examples(
+    records: Iterable[dict], source: str, version_2_with_negative: bool, require_answers: bool = True
+) -> QAExamples:
     """Check flat records, drop the unusable ones with a warning, and build the dataset.
 
     A missing field raises (naming `source` and the field). A record whose answers do not sit at their
     `answer_start` is dropped and counted, as is an unanswerable one when `version_2_with_negative` is off
     (SQuAD v1.1 has nothing to train on or score it against). An empty result raises.
+    `require_answers=False` is for data to predict: `answers` may be absent and no question is dropped
+    for having none.
     """
     kept, misaligned, unanswerable = [], 0, 0
     for index, record in enumerate(records):
+        if not require_answers and record.get("answers") is None:
+            record = {**record, "answers": {"text": [], "answer_start": []}}
         missing = [name for name in REQUIRED_FIELDS if record.get(name) is None]
         if missing:
             raise ValueError(f"{source}: record {index} (id {record.get('id')!r}) lacks the field(s) "
@@ -97,7 +103,7 @@ def validate_qa_examples(records: Iterable[dict], source: str, version_2_with_ne
         if not _answers_align(record):
             misaligned += 1
             continue
-        if not record["answers"]["text"] and not version_2_with_negative:
+        if require_answers and not record["answers"]["text"] and not version_2_with_negative:
             unanswerable += 1
             continue
         kept.append({"id": str(record["id"]), "title": record.get("title") or "", "context": record["context"],

@@ -9,6 +9,9 @@ Postprocessing runs the other way: for every example it searches the `n_best_siz
 logits of all its features for valid spans, maps the best ones back to character offsets of the original
 context (so unicode, accents and spacing come back untouched), and for SQuAD v2.0 compares the best span
 with the null ([CLS]) score.
+
+This module needs only numpy and transformers: it travels, as remote code, with fine-tuned QA models
+(see `qa_pipeline.py`).
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from __future__ import annotations
 import collections
 import json
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import datasets
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
@@ -119,7 +122,8 @@ class QAPredictions:
 
     # The chosen answer text ("" = no answer, SQuAD v2.0 only).
     predictions: dict[str, str]
-    # Up to n_best_size candidates, best first: {"text", "probability", "start_logit", "end_logit"}.
+    # Up to n_best_size candidates, best first: {"text", "probability", "start", "end", "start_logit",
+    # "end_logit"}; start/end are character offsets in the context (0, 0 and logits None for "no answer").
     nbest: dict[str, list[dict]]
     # null score - best span score (v2 only); an answer is "" when this exceeds the threshold.
     null_score_diff: dict[str, float]
@@ -131,15 +135,16 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def postprocess_qa_predictions(
-    examples: datasets.Dataset, features: datasets.Dataset, start_logits: np.ndarray, end_logits: np.ndarray,
+    examples: Iterable[Mapping], features: Mapping[str, Sequence], start_logits: np.ndarray, end_logits: np.ndarray,
     version_2_with_negative: bool = False, n_best_size: int = 20, max_answer_length: int = 30,
     null_score_diff_threshold: float = 0.0,
 ) -> QAPredictions:
     """Turn per-window start/end logits into one answer per example.
 
     Args:
-        examples: the flat examples (`id`, `context`).
-        features: their windows from `prepare_eval_features`, in the order of the logits.
+        examples: the flat examples (rows with `id` and `context`, e.g. a `datasets.Dataset`).
+        features: their windows from `prepare_eval_features` (columns `example_id`, `cls_index`,
+            `offset_mapping`, e.g. a `datasets.Dataset`), in the order of the logits.
         start_logits, end_logits: `(num_features, seq_len)`; rows may be padded past a window's length
             (e.g. with -100 when batches were padded to different lengths): those positions are ignored.
         version_2_with_negative: allow "no answer": the example's null score is the lowest
@@ -150,8 +155,9 @@ def postprocess_qa_predictions(
     A span is valid when start and end are context tokens of the same window and start <= end. Candidates
     from overlapping windows that yield the same text are merged, keeping the best score.
     """
-    if len(features) != len(start_logits) or len(features) != len(end_logits):
-        raise ValueError(f"{len(features)} features but {len(start_logits)} start / {len(end_logits)} end logit rows")
+    num_features = len(features["example_id"])
+    if num_features != len(start_logits) or num_features != len(end_logits):
+        raise ValueError(f"{num_features} features but {len(start_logits)} start / {len(end_logits)} end logit rows")
     windows_of = collections.defaultdict(list)
     for index, example_id in enumerate(features["example_id"]):
         windows_of[example_id].append(index)
@@ -175,26 +181,29 @@ def postprocess_qa_predictions(
                         continue
                     if end - start + 1 > max_answer_length:
                         continue
-                    text = example["context"][offsets[start][0]: offsets[end][1]]
+                    first_char, end_char = offsets[start][0], offsets[end][1]
+                    text = example["context"][first_char:end_char]
                     score = float(start_row[start] + end_row[end])
                     if text not in best_by_text or best_by_text[text]["score"] < score:
-                        best_by_text[text] = {"text": text, "score": score, "start_logit": float(start_row[start]),
-                                              "end_logit": float(end_row[end])}
+                        best_by_text[text] = {"text": text, "score": score, "start": first_char, "end": end_char,
+                                              "start_logit": float(start_row[start]), "end_logit": float(end_row[end])}
         if null_score is None:
             raise ValueError(f"example {example['id']!r} has no features; pass the features built from these "
                              "examples")
         candidates = sorted(best_by_text.values(), key=lambda c: c["score"], reverse=True)[:n_best_size]
         best_span = candidates[0] if candidates else None
         if version_2_with_negative:
-            candidates.append({"text": "", "score": null_score, "start_logit": None, "end_logit": None})
+            candidates.append({"text": "", "score": null_score, "start": 0, "end": 0, "start_logit": None,
+                               "end_logit": None})
             candidates.sort(key=lambda c: c["score"], reverse=True)
             candidates = candidates[:n_best_size]
         if not candidates:
             # No valid span at all (e.g. max_answer_length too small): an empty answer, scored as such.
-            candidates = [{"text": "", "score": 0.0, "start_logit": 0.0, "end_logit": 0.0}]
+            candidates = [{"text": "", "score": 0.0, "start": 0, "end": 0, "start_logit": None, "end_logit": None}]
         probabilities = _softmax(np.array([c["score"] for c in candidates]))
         result.nbest[example["id"]] = [
-            {"text": c["text"], "probability": float(p), "start_logit": c["start_logit"], "end_logit": c["end_logit"]}
+            {"text": c["text"], "probability": float(p), "start": c["start"], "end": c["end"],
+             "start_logit": c["start_logit"], "end_logit": c["end_logit"]}
             for c, p in zip(candidates, probabilities, strict=True)
         ]
         if not version_2_with_negative:

@@ -1,0 +1,206 @@
+"""`python -m training.finetune_classification` end to end on tiny models and tiny data."""
+
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+from dataclasses import fields
+
+import pytest
+import yaml
+from tiny_checkpoint import save_tiny_checkpoint
+from transformers import AutoConfig, pipeline
+
+from training.finetune_arguments import ModelArguments
+from training.finetune_classification import DataArguments, main
+
+POSITIVE = ["a great film", "great acting and a great plot", "truly great", "great fun", "simply great work",
+            "the ending was great", "great music", "great from start to finish"]
+NEGATIVE = ["an awful film", "awful acting and an awful plot", "truly awful", "awful noise", "simply awful work",
+            "the ending was awful", "awful music", "awful from start to finish"]
+# Short runs: a high, constant learning rate makes the tiny model separate "great" from "awful" in ~30 steps.
+FAST = ["--learning_rate", "3e-3", "--lr_scheduler_type", "constant", "--per_device_train_batch_size", "8",
+        "--per_device_eval_batch_size", "16",
+        "--report_to", "none", "--seed", "0", "--use_cpu", "--save_strategy", "no", "--logging_steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, minilm_dir):
+    return str(save_tiny_checkpoint(tmp_path_factory.mktemp("tiny"), minilm_dir))
+
+
+def write_csv(path, rows, header=("review", "sentiment")):
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def sentiment_rows():
+    return [(text, "pos") for text in POSITIVE] + [(text, "neg") for text in NEGATIVE]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny):
+    """One CSV run with string labels, train + eval + predict, shared by the output and pipeline tests."""
+    root = tmp_path_factory.mktemp("csv_run")
+    data = write_csv(root / "data.csv", sentiment_rows() * 2)
+    test = write_csv(root / "test.csv", [("great", ""), ("awful", "")], header=("review", "unused"))
+    out = root / "out"
+    results = main(["--model_name_or_path", tiny, "--train_file", data, "--validation_file", data,
+                    "--test_file", test, "--text_column", "review", "--label_column", "sentiment",
+                    "--do_train", "--do_eval", "--do_predict", "--num_train_epochs", "8", "--output_dir", str(out),
+                    *FAST])
+    return out, results
+
+
+def test_string_labels_train_eval_predict_and_outputs(trained):
+    out, results = trained
+    # Alphabetical class order; names stored in the config for pipelines.
+    config = AutoConfig.from_pretrained(out)
+    assert config.id2label == {0: "neg", 1: "pos"} and config.label2id == {"neg": 0, "pos": 1}
+    assert config.model_type == "openbert"
+    assert results["eval_accuracy"] == 1.0 and results["eval_f1"] == 1.0
+    assert results["eval_matthews_correlation"] == 1.0
+    all_results = json.loads((out / "all_results.json").read_text())
+    assert all_results["eval_accuracy"] == 1.0 and all_results["train_samples"] == 32
+    assert json.loads((out / "eval_results.json").read_text())["eval_samples"] == 32
+    assert (out / "training_curves.png").stat().st_size > 1000
+    assert (out / "predict_results.tsv").read_text().splitlines() == ["index\tprediction", "0\tpos", "1\tneg"]
+    assert (out / "tokenizer.json").is_file()
+
+
+def test_saved_model_in_text_classification_pipeline(trained):
+    out, _ = trained
+    classify = pipeline("text-classification", model=str(out))
+    assert [r["label"] for r in classify(["simply great", "simply awful"])] == ["pos", "neg"]
+
+
+def test_saved_model_through_remote_code(trained):
+    out, _ = trained
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.modules["modeling"] = None  # openbert is not importable: the checkpoint's own code must run
+        from transformers import pipeline
+        classify = pipeline("text-classification", model={str(out)!r}, trust_remote_code=True)
+        print(json.dumps([type(classify.model).__module__, classify("great music")[0]["label"]]))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    module, label = json.loads(done.stdout.strip().splitlines()[-1])
+    assert module.startswith("transformers_modules.") and label == "pos"
+
+
+def glue_cola_dir(root):
+    """A CoLA folder in GLUE's layout: headerless train/dev, test with an `index sentence` header."""
+    root.mkdir()
+    rows = [("src", "1", "", text) for text in POSITIVE] + [("src", "0", "*", text) for text in NEGATIVE]
+    for name in ("train.tsv", "dev.tsv"):
+        (root / name).write_text("".join("\t".join(r) + "\n" for r in rows * 2))
+    (root / "test.tsv").write_text("index\tsentence\n0\tgreat plot\n1\tawful plot\n")
+    return str(root)
+
+
+def test_glue_preset_reads_headerless_cola_and_scores_mcc(tmp_path, tiny):
+    out = tmp_path / "out"
+    results = main(["--model_name_or_path", tiny, "--task_name", "cola", "--data_dir",
+                    glue_cola_dir(tmp_path / "CoLA"), "--do_train", "--do_eval", "--do_predict",
+                    "--num_train_epochs", "8", "--output_dir", str(out), *FAST])
+    assert results["eval_matthews_correlation"] == 1.0 and "eval_accuracy" not in results
+    assert AutoConfig.from_pretrained(out).id2label == {0: "unacceptable", 1: "acceptable"}
+    assert (out / "predict_results.tsv").read_text().splitlines()[1:] == ["0\tacceptable", "1\tunacceptable"]
+
+
+def test_glue_mrpc_pairs_from_shared_data(tmp_path, tiny, shared_data):
+    results = main(["--model_name_or_path", tiny, "--task_name", "mrpc", "--data_dir",
+                    str(shared_data / "glue" / "MRPC"), "--max_train_samples", "16", "--max_eval_samples", "24",
+                    "--max_steps", "2", "--do_train", "--do_eval", "--output_dir", str(tmp_path), *FAST])
+    # MRPC's official metrics (accuracy and binary F1) and their mean, on 24 real dev pairs.
+    assert {"eval_accuracy", "eval_f1", "eval_combined_score"} <= set(results) and results["eval_samples"] == 24
+    assert results["eval_combined_score"] == pytest.approx((results["eval_accuracy"] + results["eval_f1"]) / 2)
+
+
+def test_regression_from_jsonl_config_file(tmp_path, tiny):
+    records = [{"text": t, "score": 4.5 - i * 0.25} for i, t in enumerate(POSITIVE)]
+    records += [{"text": t, "score": 0.5 + i * 0.25} for i, t in enumerate(NEGATIVE)]
+    data = tmp_path / "scores.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "model_name_or_path": tiny, "train_file": str(data), "validation_file": str(data), "test_file": str(data),
+        "label_column": "score", "do_train": True, "do_eval": True, "do_predict": True, "num_train_epochs": 20,
+        "output_dir": str(tmp_path / "out"), "learning_rate": 3e-3, "lr_scheduler_type": "constant",
+        "report_to": "none", "use_cpu": True,
+        "save_strategy": "no", "per_device_train_batch_size": 8,
+    }))
+    results = main([str(config)])
+    assert AutoConfig.from_pretrained(tmp_path / "out").problem_type == "regression"
+    # Floats that are not all integers mean regression: Pearson/Spearman, not accuracy.
+    assert results["eval_pearsonr"] > 0.9 and results["eval_spearmanr"] > 0.8 and "eval_accuracy" not in results
+    # The test file carries its scores, so predictions are scored too.
+    assert results["predict_pearsonr"] == pytest.approx(results["eval_pearsonr"])
+    predictions = (tmp_path / "out" / "predict_results.tsv").read_text().splitlines()
+    assert len(predictions) == 17 and float(predictions[1].split("\t")[1]) > float(predictions[9].split("\t")[1])
+
+
+def test_best_checkpoint_and_early_stopping(tmp_path, tiny):
+    data = write_csv(tmp_path / "data.csv", sentiment_rows() * 2, header=("sentence", "label"))
+    out = tmp_path / "out"
+    fast = [a for a in FAST if a not in ("--save_strategy", "no")]
+    fast[fast.index("--learning_rate") + 1] = "1e-2"  # perfect accuracy within ~16 steps
+    results = main(["--model_name_or_path", tiny, "--train_file", data, "--validation_file", data, "--do_train",
+                    "--do_eval", "--max_steps", "80", "--eval_strategy", "steps", "--eval_steps", "4",
+                    "--save_steps", "4", "--load_best_model_at_end", "--metric_for_best_model", "accuracy",
+                    "--early_stopping_patience", "4", "--output_dir", str(out), *fast])
+    state = json.loads((out / "trainer_state.json").read_text())
+    evaluations = {entry["step"]: entry for entry in state["log_history"] if "eval_accuracy" in entry}
+    best_step = int(state["best_model_checkpoint"].rsplit("-", 1)[1])
+    # The first step at 100% accuracy is the best checkpoint; four evaluations without improvement
+    # later training stops, long before max_steps.
+    assert state["best_metric"] == 1.0 and evaluations[best_step]["eval_accuracy"] == 1.0
+    assert all(e["eval_accuracy"] < 1.0 for step, e in evaluations.items() if step < best_step)
+    assert state["global_step"] == best_step + 4 * 4 < 80
+    # The final evaluation scores the restored best checkpoint, not the last weights (whose loss is lower).
+    assert results["eval_loss"] == pytest.approx(evaluations[best_step]["eval_loss"], rel=1e-5)
+    assert evaluations[state["global_step"]]["eval_loss"] < evaluations[best_step]["eval_loss"]
+
+
+def run_expecting_error(tmp_path, tiny, *args):
+    with pytest.raises((ValueError, FileNotFoundError)) as error:
+        main(["--model_name_or_path", tiny, "--output_dir", str(tmp_path / "out"), *args, *FAST])
+    return str(error.value)
+
+
+def test_unknown_label_at_eval_time_names_file_row_and_label(tmp_path, tiny):
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(), header=("text", "label"))
+    dev = write_csv(tmp_path / "dev.csv", [("so-so", "pos"), ("meh", "neutral")], header=("text", "label"))
+    message = run_expecting_error(tmp_path, tiny, "--train_file", train, "--validation_file", dev, "--do_train",
+                                  "--do_eval")
+    assert "dev.csv row 1: label 'neutral' is not one of the training labels ['neg', 'pos']" in message
+
+
+def test_empty_split_missing_column_and_missing_file_are_clear_errors(tmp_path, tiny):
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(), header=("text", "label"))
+    empty = write_csv(tmp_path / "empty.csv", [], header=("text", "label"))
+    message = run_expecting_error(tmp_path, tiny, "--train_file", train, "--validation_file", empty, "--do_train",
+                                  "--do_eval")
+    assert "empty.csv has no data rows (empty split)" in message
+    message = run_expecting_error(tmp_path, tiny, "--train_file", train, "--text_column", "review", "--do_train")
+    assert "train.csv: column 'review' (--text_column) not found; columns: text, label" in message
+    message = run_expecting_error(tmp_path, tiny, "--train_file", train, "--label_column", "stars", "--do_train")
+    assert "train.csv: label column 'stars' (--label_column) not found" in message
+    message = run_expecting_error(tmp_path, tiny, "--train_file", train, "--do_train", "--do_eval")
+    assert "pass --validation_file" in message
+    message = run_expecting_error(tmp_path, tiny, "--train_file", str(tmp_path / "nope.tsv"), "--do_train")
+    assert "nope.tsv does not exist" in message
+    message = run_expecting_error(tmp_path, tiny, "--train_file", train, "--do_train",
+                                  "--early_stopping_patience", "1")
+    assert "--early_stopping_patience needs --load_best_model_at_end" in message
+
+
+def test_every_option_has_help():
+    for dataclass_type in (ModelArguments, DataArguments):
+        for option in fields(dataclass_type):
+            assert len(option.metadata.get("help", "")) > 20, f"--{option.name} has no help text"
