@@ -118,15 +118,21 @@ def test_padding_to_a_multiple_of_8_and_passthrough_fields(tokenizer):
     assert batch["next_sentence_label"].tolist() == [r["next_sentence_label"] for r in rows]
 
 
-def test_global_rng_drives_masks_so_checkpointed_rng_reproduces_them(tokenizer):
+def test_seeded_masks_depend_on_seed_epoch_and_tokens_only(tokenizer):
+    """What makes resuming exact: no global RNG, same batch + epoch -> same masks; new epoch -> new masks."""
     rows = random_rows(tokenizer, torch.Generator().manual_seed(4), 8)
-    collator = DataCollatorForPreTraining(tokenizer)
-    torch.manual_seed(123)
+    collator = DataCollatorForPreTraining(tokenizer, seed=11)
+    state = torch.get_rng_state()
     first = collator(rows)
-    torch.manual_seed(123)
-    again = collator(rows)
+    assert torch.equal(state, torch.get_rng_state()), "a seeded collator drew from the global RNG"
+    torch.manual_seed(999)
+    again = DataCollatorForPreTraining(tokenizer, seed=11)(rows)
     assert torch.equal(first["input_ids"], again["input_ids"]) and torch.equal(first["labels"], again["labels"])
+    collator.epoch = 1
     assert not torch.equal(collator(rows)["labels"], first["labels"])
+    assert not torch.equal(DataCollatorForPreTraining(tokenizer, seed=12)(rows)["labels"], first["labels"])
+    assert not torch.equal(DataCollatorForPreTraining(tokenizer, seed=11)(rows[1:] + rows[:1])["labels"],
+                           first["labels"][list(range(1, 8)) + [0]])
 
 
 def test_static_eval_masks_are_reproducible_and_only_padded_later(tokenizer):

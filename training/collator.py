@@ -11,12 +11,21 @@ token becomes `[MASK]` with probability `mask_replace_prob`, a random token with
 and padding are never selected; `[UNK]` is, since it stands for real text. With `whole_word_mask`,
 whole words are selected (a WordPiece token starting with `##` belongs to the word before it).
 
+Randomness: with `seed` set (what `training.pretrain` does), each batch's masks come from a generator
+seeded by the seed, the epoch (`MaskingEpochCallback` keeps it current) and the batch's tokens. Masks
+are then a function of the data order alone, so a run resumed from a checkpoint draws exactly the
+masks of an uninterrupted run; torch's global RNG cannot promise that, because data loaders collate
+the next batch before the checkpoint is written. Each epoch still gets new masks. Without `seed`,
+`generator` (or torch's global RNG) is used.
+
 Rows that already carry `labels` (a statically masked evaluation set, see `mask_dataset`) are only
-padded, so evaluation sees the same masks every time and draws nothing from the training RNG.
+padded, so evaluation sees the same masks every time and draws no random numbers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +33,7 @@ from typing import Any
 import datasets
 import torch
 from datasets.fingerprint import Hasher
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from .pretraining_data import tokenizer_fingerprint
 
@@ -42,8 +51,9 @@ class DataCollatorForPreTraining:
         random_replace_prob: share of the selected tokens replaced by a random non-special token.
         whole_word_mask: select whole words instead of single WordPiece tokens.
         pad_to_multiple_of: round the padded length up to a multiple of this (8 suits tensor cores).
-        generator: source of randomness; None uses torch's global RNG, which `Trainer` checkpoints, so
-            that a resumed run draws the same masks as an uninterrupted one.
+        seed: seed the masks of each batch from (seed, epoch, batch tokens); see the module docstring.
+        epoch: the epoch being collated (with `seed`); `MaskingEpochCallback` sets it during training.
+        generator: source of randomness when `seed` is None; None then means torch's global RNG.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -52,6 +62,8 @@ class DataCollatorForPreTraining:
     random_replace_prob: float = 0.1
     whole_word_mask: bool = False
     pad_to_multiple_of: int | None = None
+    seed: int | None = None
+    epoch: int = 0
     generator: torch.Generator | None = None
     _special_ids: torch.Tensor = field(init=False, repr=False)
     _random_ids: torch.Tensor = field(init=False, repr=False)
@@ -98,12 +110,20 @@ class DataCollatorForPreTraining:
         if "labels" in features[0]:
             labels = pad_rows([f["labels"] for f in features], longest, IGNORE_INDEX)
         else:
-            input_ids, labels = self.mask_tokens(input_ids, attention_mask)
+            input_ids, labels = self.mask_tokens(input_ids, attention_mask, self._batch_generator(input_ids))
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
                  "labels": labels}
         if "next_sentence_label" in features[0]:
             batch["next_sentence_label"] = torch.tensor([int(f["next_sentence_label"]) for f in features])
         return batch
+
+    def _batch_generator(self, input_ids: torch.Tensor) -> torch.Generator | None:
+        """With `seed`: a generator seeded by (seed, epoch, the padded batch's tokens); else None."""
+        if self.seed is None:
+            return None
+        digest = hashlib.blake2b(input_ids.numpy().tobytes(), digest_size=8,
+                                 key=f"{self.seed}/{self.epoch}".encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest, "little"))
 
     def maskable(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """`(batch, seq)` bool: real tokens that may be selected (not padding, not special)."""
@@ -143,6 +163,19 @@ class DataCollatorForPreTraining:
         masked = torch.where(to_mask, self.tokenizer.mask_token_id, input_ids)
         random_ids = self._random_ids[torch.randint(len(self._random_ids), input_ids.shape, generator=generator)]
         return torch.where(to_random, random_ids, masked), labels
+
+
+class MaskingEpochCallback(TrainerCallback):
+    """Keeps `collator.epoch` equal to the Trainer's epoch, so that a seeded collator masks every epoch
+    differently (also after resuming mid-epoch). Data-loader workers get a copy of the collator when an
+    epoch's iterator starts, after this runs; `dataloader_persistent_workers` would keep stale copies."""
+
+    def __init__(self, collator: DataCollatorForPreTraining):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # state.epoch is a float: an integer at an epoch boundary, fractional when resuming mid-epoch.
+        self.collator.epoch = math.floor((state.epoch or 0) + 1e-6)
 
 
 def pad_rows(rows: Sequence[Sequence[int]], length: int, value: int) -> torch.Tensor:

@@ -34,7 +34,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from modeling import OpenBertConfig, OpenBertForPreTraining
 
 from .arguments import parse_args
-from .collator import DataCollatorForPreTraining, mask_dataset
+from .collator import DataCollatorForPreTraining, MaskingEpochCallback, mask_dataset
 from .corpus import load_documents
 from .curves import plot_log_history
 from .pretraining_data import prepare_pretraining_dataset, prepare_pretraining_stream
@@ -289,6 +289,9 @@ def run_pretraining(model_args: PretrainModelArguments, data_args: PretrainDataA
         raise ValueError("--streaming has no length to count epochs by: pass --max_steps.")
     if model_args.model_name_or_path is None and model_args.model_size not in SIZE_PRESETS:
         raise ValueError(f"--model_size {model_args.model_size!r}: choose one of {list(SIZE_PRESETS)}.")
+    if training_args.ddp_find_unused_parameters is None:
+        # Every parameter takes part in every step; the Trainer's default (True) costs a graph traversal.
+        training_args.ddp_find_unused_parameters = False
     resume_dir = _resume_dir(training_args) if training_args.do_train else None
     set_seed(training_args.seed)
 
@@ -303,7 +306,7 @@ def run_pretraining(model_args: PretrainModelArguments, data_args: PretrainDataA
     collator = DataCollatorForPreTraining(
         tokenizer, mlm_probability=data_args.mlm_probability, mask_replace_prob=data_args.mask_replace_prob,
         random_replace_prob=data_args.random_replace_prob, whole_word_mask=data_args.whole_word_mask,
-        pad_to_multiple_of=data_args.pad_to_multiple_of,
+        pad_to_multiple_of=data_args.pad_to_multiple_of, seed=training_args.seed,
     )
     train_dataset = eval_dataset = None
     with training_args.main_process_first(desc="preparing NSP pairs"):
@@ -326,7 +329,8 @@ def run_pretraining(model_args: PretrainModelArguments, data_args: PretrainDataA
     trainer = PreTrainingTrainer(
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         processing_class=tokenizer, data_collator=collator, compute_metrics=compute_pretraining_metrics,
-        preprocess_logits_for_metrics=reduce_pretraining_logits, callbacks=list(callbacks),
+        preprocess_logits_for_metrics=reduce_pretraining_logits,
+        callbacks=[MaskingEpochCallback(collator), *callbacks],
     )
     results: dict[str, float] = {}
     if training_args.do_train:
