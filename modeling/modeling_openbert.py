@@ -152,11 +152,13 @@ class OpenBertSelfAttention(nn.Module):
         """hidden_states: `(num_tokens, hidden)` -> `(num_tokens, hidden)` and the attention probabilities
         `(batch, heads, seq, seq)` (eager only; None otherwise)."""
 
-        def split_heads(x: torch.Tensor) -> torch.Tensor:  # (num_tokens, hidden) -> (batch, heads, seq, head_dim)
-            x = layout.unpack(x).view(layout.batch_size, layout.seq_len, self.num_heads, self.head_dim)
-            return x.transpose(1, 2)
-
-        query, key, value = (split_heads(proj(hidden_states)) for proj in (self.query, self.key, self.value))
+        # One projection for query, key and value: a single GEMM and a single move to the padded layout
+        # instead of three (the weights stay three modules, under BERT's checkpoint names).
+        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
+        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
+        qkv = layout.unpack(F.linear(hidden_states, weight, bias))
+        qkv = qkv.view(layout.batch_size, layout.seq_len, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        query, key, value = qkv.unbind(0)  # each (batch, heads, seq, head_dim)
         attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
         context, probs = attention(
             self,
