@@ -80,6 +80,8 @@ def test_unicode_and_extra_whitespace_map_back_to_the_original_text(tokenizer):
     start_logits[0, start], end_logits[0, end] = 5.0, 5.0
     result = postprocess_qa_predictions(examples, evaluation, start_logits, end_logits)
     assert result.predictions == {"u": answer}
+    best = result.nbest["u"][0]
+    assert (best["start"], best["end"]) == (context.index(answer), context.index(answer) + len(answer))
 
 
 def _eval_windows(tokenizer, examples):

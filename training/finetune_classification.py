@@ -190,15 +190,18 @@ def write_predictions(path: Path, predictions: np.ndarray, label_space: LabelSpa
 
 def run_classification(
     model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
-    model_class: type[PreTrainedModel] | None = None,
+    load_model: Callable[..., PreTrainedModel] | None = None,
 ) -> dict[str, float]:
     """Run the requested --do_train/--do_eval/--do_predict steps; return every reported metric.
 
-    `model_class` defaults to `OpenBertForSequenceClassification`; the benchmarks pass transformers'
-    `BertForSequenceClassification` to run the identical recipe on the reference implementation.
+    `load_model(path, **config_overrides)` builds the model; it defaults to
+    `OpenBertForSequenceClassification.from_pretrained`. The benchmarks pass
+    `BertForSequenceClassification.from_pretrained` to run the identical recipe on transformers' implementation.
     """
-    if model_class is None:
-        from modeling import OpenBertForSequenceClassification as model_class
+    if load_model is None:
+        from modeling import OpenBertForSequenceClassification
+
+        load_model = OpenBertForSequenceClassification.from_pretrained
     wanted = [split for split, on in zip(
         SPLITS, (training_args.do_train, training_args.do_eval, training_args.do_predict), strict=True) if on]
     if not wanted:
@@ -241,7 +244,7 @@ def run_classification(
         tokenized[split] = tokenize_split(dataset, source, columns, tokenizer, data_args.max_seq_length,
                                           data_args.pad_to_max_length, label_space if labelled else None)
 
-    model = model_class.from_pretrained(
+    model = load_model(
         model_args.model_name_or_path, num_labels=label_space.num_labels, id2label=label_space.id2label,
         label2id=label_space.label2id,
         problem_type="regression" if label_space.is_regression else "single_label_classification",

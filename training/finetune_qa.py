@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -120,15 +120,18 @@ def _model_inputs(features: datasets.Dataset) -> datasets.Dataset:
 
 def run_qa(
     model_args: ModelArguments, data_args: QADataArguments, training_args: TrainingArguments,
-    model_class: type[PreTrainedModel] | None = None,
+    load_model: Callable[..., PreTrainedModel] | None = None,
 ) -> dict[str, float]:
     """Run the requested --do_train/--do_eval/--do_predict steps; return every reported number.
 
-    `model_class` defaults to `OpenBertForQuestionAnswering`; the benchmarks pass transformers'
-    `BertForQuestionAnswering` to run the identical recipe on the reference implementation.
+    `load_model(path, **config_overrides)` builds the model; it defaults to
+    `OpenBertForQuestionAnswering.from_pretrained`. The benchmarks pass
+    `BertForQuestionAnswering.from_pretrained` to run the identical recipe on transformers' implementation.
     """
-    if model_class is None:
-        from modeling import OpenBertForQuestionAnswering as model_class
+    if load_model is None:
+        from modeling import OpenBertForQuestionAnswering
+
+        load_model = OpenBertForQuestionAnswering.from_pretrained
     wanted = [split for split, on in zip(
         SPLITS, (training_args.do_train, training_args.do_eval, training_args.do_predict), strict=True) if on]
     if not wanted:
@@ -166,7 +169,7 @@ def run_qa(
                                        scored=split == "validation")
         results[f"{prefix}_features"] = len(features)
 
-    model = model_class.from_pretrained(model_args.model_name_or_path)
+    model = load_model(model_args.model_name_or_path)
     trainer = QuestionAnsweringTrainer(
         model=model, args=training_args, train_dataset=model_inputs.get("train"),
         eval_dataset=model_inputs.get("validation"), processing_class=tokenizer,
