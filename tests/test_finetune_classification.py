@@ -93,6 +93,19 @@ def test_saved_model_through_remote_code(trained):
     assert module.startswith("transformers_modules.") and label == "pos"
 
 
+def test_fine_tuned_checkpoint_keeps_its_class_ids(trained, tmp_path):
+    out, _ = trained
+    # Only "pos" rows: inferring classes from this file alone would find one class; the checkpoint knows two.
+    dev = write_csv(tmp_path / "dev.csv", [("simply great", "pos"), ("great music", "pos")])
+    results = main(["--model_name_or_path", str(out), "--validation_file", dev, "--text_column", "review",
+                    "--label_column", "sentiment", "--do_eval", "--output_dir", str(tmp_path / "eval"), *FAST])
+    assert results["eval_accuracy"] == 1.0 and results["eval_samples"] == 2
+    other = write_csv(tmp_path / "other.csv", [("fine", "ok"), ("bad", "ko")])
+    with pytest.raises(ValueError, match=r"fine-tuned for labels \['neg', 'pos'\] but the data has \['ko', 'ok'\]"):
+        main(["--model_name_or_path", str(out), "--train_file", other, "--text_column", "review",
+              "--label_column", "sentiment", "--do_train", "--output_dir", str(tmp_path / "again"), *FAST])
+
+
 def glue_cola_dir(root):
     """A CoLA folder in GLUE's layout: headerless train/dev, test with an `index sentence` header."""
     root.mkdir()

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import datasets
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedConfig, PreTrainedTokenizerBase
 
 # Looked for, in this order, when no text column is given.
 DEFAULT_TEXT_COLUMNS = (("sentence1", "sentence2"), ("sentence", None), ("text", None))
@@ -97,6 +97,19 @@ def infer_label_space(values: Sequence, source: str, is_regression: bool | None 
     if len(classes) < 2:
         raise ValueError(f"{source}: a classifier needs at least two classes, found only {classes}")
     return LabelSpace(tuple(classes), tuple(classes))
+
+
+def checkpoint_label_space(config: PreTrainedConfig) -> LabelSpace | None:
+    """The classes a fine-tuned classifier was trained for, from its config; None for a base checkpoint.
+
+    A base checkpoint carries transformers' placeholder names (LABEL_0, LABEL_1, ...) and no problem_type.
+    """
+    if config.problem_type == "regression":
+        return LabelSpace((), ())
+    names = tuple(config.id2label[i] for i in range(len(config.id2label)))
+    if all(name == f"LABEL_{i}" for i, name in enumerate(names)):
+        return None
+    return LabelSpace(names, names)
 
 
 def class_label_space(feature: datasets.ClassLabel) -> LabelSpace:

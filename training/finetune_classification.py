@@ -26,10 +26,12 @@ from pathlib import Path
 import datasets
 import numpy as np
 from transformers import (
+    AutoConfig,
     AutoTokenizer,
     DataCollatorWithPadding,
     EarlyStoppingCallback,
     EvalPrediction,
+    PreTrainedConfig,
     PreTrainedModel,
     Trainer,
     TrainingArguments,
@@ -37,10 +39,13 @@ from transformers import (
     set_seed,
 )
 
+from modeling import OpenBertForSequenceClassification
+
 from .arguments import parse_args
 from .classification_data import (
     LabelSpace,
     TextColumns,
+    checkpoint_label_space,
     class_label_space,
     has_labels,
     infer_label_space,
@@ -50,7 +55,7 @@ from .classification_data import (
 )
 from .curves import plot_log_history
 from .finetune_arguments import ModelArguments, early_stopping_problems
-from .glue import GLUE_TASKS, get_glue_task, glue_split_file, read_glue_file
+from .glue import GLUE_TASKS, GlueTask, get_glue_task, glue_split_file, read_glue_file
 from .metrics import load_metric
 from .tabular_data import read_table
 
@@ -179,6 +184,39 @@ def build_compute_metrics(
     return compute_metrics
 
 
+def resolve_label_space(
+    raw: dict[str, tuple[datasets.Dataset, str]], columns: TextColumns, task: GlueTask | None,
+    is_regression: bool | None, checkpoint_config: PreTrainedConfig,
+) -> LabelSpace:
+    """The task's classes: a GLUE preset's, a `ClassLabel` column's, else the labels of the training split.
+
+    A checkpoint that is already a fine-tuned classifier (its config names its labels) keeps its class ids:
+    evaluating or predicting with it alone uses them, and training it further needs the same label set.
+    """
+    from_checkpoint = checkpoint_label_space(checkpoint_config)
+    first, _ = raw[next(iter(raw))]
+    if task:
+        space = LabelSpace(task.raw_labels, task.label_names)
+    elif isinstance(first.features.get(columns.label), datasets.ClassLabel):
+        space = class_label_space(first.features[columns.label])
+    elif from_checkpoint is not None and "train" not in raw:
+        return from_checkpoint
+    else:
+        labelled = raw.get("train") or raw.get("validation")
+        if labelled is None:
+            raise ValueError("--do_predict alone with a base checkpoint cannot know the label names: also give "
+                             "training or validation data, or predict with a fine-tuned checkpoint")
+        require_label_column(labelled[0], columns, labelled[1])
+        space = infer_label_space(labelled[0][columns.label], labelled[1], is_regression)
+    if from_checkpoint is None or from_checkpoint.label_names == space.label_names:
+        return space
+    if task is None and set(from_checkpoint.label_names) == set(space.label_names):
+        return from_checkpoint  # the same classes: keep the checkpoint's ids
+    raise ValueError(f"the checkpoint was fine-tuned for labels {list(from_checkpoint.label_names) or 'regression'} "
+                     f"but the data has {list(space.label_names) or 'regression scores'}: start from a base "
+                     "(not fine-tuned) checkpoint to learn other labels")
+
+
 def write_predictions(path: Path, predictions: np.ndarray, label_space: LabelSpace) -> None:
     """GLUE submission layout: `index<TAB>prediction`, label names for classes, 3 decimals for scores."""
     with path.open("w", encoding="utf-8") as handle:
@@ -198,10 +236,7 @@ def run_classification(
     `OpenBertForSequenceClassification.from_pretrained`. The benchmarks pass
     `BertForSequenceClassification.from_pretrained` to run the identical recipe on transformers' implementation.
     """
-    if load_model is None:
-        from modeling import OpenBertForSequenceClassification
-
-        load_model = OpenBertForSequenceClassification.from_pretrained
+    load_model = load_model or OpenBertForSequenceClassification.from_pretrained
     wanted = [split for split, on in zip(
         SPLITS, (training_args.do_train, training_args.do_eval, training_args.do_predict), strict=True) if on]
     if not wanted:
@@ -212,23 +247,13 @@ def run_classification(
     set_seed(training_args.seed)
     raw = load_raw_splits(data_args, wanted)
 
-    # The label space comes from the training split (or, without one, the split being scored).
     first, first_source = raw[wanted[0]]
     task = get_glue_task(data_args.task_name) if data_args.task_name else None
     columns = (TextColumns(task.text_column, task.text_pair_column, task.label_column) if task else
                resolve_columns(first.column_names, first_source, data_args.text_column,
                                data_args.text_pair_column, data_args.label_column))
-    if task:
-        label_space = LabelSpace(task.raw_labels, task.label_names)
-    elif isinstance(first.features.get(columns.label), datasets.ClassLabel):
-        label_space = class_label_space(first.features[columns.label])
-    else:
-        labelled = raw.get("train") or raw.get("validation")
-        if labelled is None:
-            raise ValueError("--do_predict alone cannot know the label names: also give the training or "
-                             "validation data")
-        require_label_column(labelled[0], columns, labelled[1])
-        label_space = infer_label_space(labelled[0][columns.label], labelled[1], data_args.is_regression)
+    label_space = resolve_label_space(raw, columns, task, data_args.is_regression,
+                                      AutoConfig.from_pretrained(model_args.model_name_or_path))
 
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,

@@ -37,6 +37,8 @@ from transformers import (
     set_seed,
 )
 
+from modeling import OpenBertForQuestionAnswering
+
 from .arguments import parse_args
 from .curves import plot_log_history
 from .finetune_arguments import ModelArguments, early_stopping_problems
@@ -128,10 +130,7 @@ def run_qa(
     `OpenBertForQuestionAnswering.from_pretrained`. The benchmarks pass
     `BertForQuestionAnswering.from_pretrained` to run the identical recipe on transformers' implementation.
     """
-    if load_model is None:
-        from modeling import OpenBertForQuestionAnswering
-
-        load_model = OpenBertForQuestionAnswering.from_pretrained
+    load_model = load_model or OpenBertForQuestionAnswering.from_pretrained
     wanted = [split for split, on in zip(
         SPLITS, (training_args.do_train, training_args.do_eval, training_args.do_predict), strict=True) if on]
     if not wanted:
