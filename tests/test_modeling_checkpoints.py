@@ -165,3 +165,30 @@ def test_from_pretrained_dtype_and_attention_implementation(saved_heads):
     assert hidden.dtype == torch.bfloat16
     real = INPUTS["attention_mask"].bool()
     torch.testing.assert_close(hidden.float()[real], expected["last_hidden_state"][real], rtol=0.05, atol=0.05)
+
+
+class _Payload:
+    """Unpickling this runs code; a checkpoint loader with weights_only=True must refuse it."""
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+
+def test_pytorch_bin_checkpoints_load_with_weights_only(tmp_path):
+    torch.manual_seed(0)
+    bert = transformers.BertForMaskedLM(transformers.BertConfig(**TINY))
+    bert.config.save_pretrained(tmp_path / "plain")
+    torch.save(bert.state_dict(), tmp_path / "plain" / "pytorch_model.bin")
+    model = modeling.OpenBertForMaskedLM.from_pretrained(tmp_path / "plain")
+    loaded, saved = model.cls.predictions.transform.dense.weight, bert.cls.predictions.transform.dense.weight
+    torch.testing.assert_close(loaded, saved)
+
+    marker = tmp_path / "code-ran"
+    bert.config.save_pretrained(tmp_path / "evil")
+    torch.save({**bert.state_dict(), "payload": _Payload(str(marker))}, tmp_path / "evil" / "pytorch_model.bin")
+    with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
+        modeling.OpenBertForMaskedLM.from_pretrained(tmp_path / "evil")
+    assert not marker.exists()
