@@ -106,6 +106,8 @@ def test_run_writes_metrics_curves_and_loadable_checkpoints(trained):
     assert 0 <= evaluation["eval_mlm_accuracy"] <= 1 and 0 <= evaluation["eval_nsp_accuracy"] <= 1
     assert "train_loss" in json.loads((output / "all_results.json").read_text())
     assert (output / "training_curves.png").stat().st_size > 1000
+    card = (output / "README.md").read_text()
+    assert "pipeline_tag: fill-mask" in card and "valid.txt" in card and "training_curves.png" in card
     history = json.loads((output / "trainer_state.json").read_text())["log_history"]
     train_logs = [entry for entry in history if "loss" in entry]
     assert len(train_logs) == 6
@@ -180,6 +182,15 @@ def test_help_explains_every_option():
     assert all(help_text and len(help_text) > 15 for help_text in documented.values())
     text = parser.format_help()
     assert "--whole_word_mask" in text and "--resume_from_checkpoint" in text and "mini (L4/H256)" in text
+
+
+def test_processes_that_would_each_train_alone_are_stopped(corpus_dir, monkeypatch):
+    """A multi-process launch on a machine without GPUs but without --use_cpu: the Trainer would not
+    distribute, and every process would train on all the data into the same output dir."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="--use_cpu"):
+        main(tiny_args(corpus_dir, "alone", use_cpu=False))
+    assert not (corpus_dir / "alone" / "model.safetensors").exists()
 
 
 def test_bad_invocations_fail_with_clear_errors(corpus_dir):

@@ -3,7 +3,8 @@
 From scratch (a size preset of the BERT miniatures, with a WordPiece tokenizer trained on the corpus
 first when none is given) or continued from any openbert or transformers BERT checkpoint. Every
 `TrainingArguments` flag works; multi-process runs go through `torchrun --nproc_per_node N -m
-training.pretrain ...` or `accelerate launch -m training.pretrain ...` (gloo on CPU, NCCL on GPUs).
+training.pretrain ...` or `accelerate launch --multi_gpu --num_processes N -m training.pretrain ...`
+(NCCL on GPUs; on a machine without GPUs add `--use_cpu`, and the processes use gloo).
 
 Example (a few CPU minutes on WikiText-2):
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -109,7 +111,8 @@ class PretrainDataArguments:
     random_next_prob: float = field(default=0.5, metadata={
         "help": "Probability that segment B is taken from another document (next_sentence_label=1)."})
     dupe_factor: int = field(default=1, metadata={
-        "help": "Pairings per document: each pass cuts the documents into different A/B pairs."})
+        "help": "Pairings per training document: each pass cuts the documents into different A/B pairs "
+                "(the evaluation set is cut once)."})
     mlm_probability: float = field(default=0.15, metadata={
         "help": "Fraction of tokens (or words, with --whole_word_mask) selected for MLM prediction."})
     mask_replace_prob: float = field(default=0.8, metadata={
@@ -132,9 +135,9 @@ class PretrainDataArguments:
                 "from)."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Prepare the data again, ignoring caches."})
     max_train_samples: int | None = field(default=None, metadata={
-        "help": "Train on at most this many examples (the first ones; for quick runs)."})
+        "help": "Train on at most this many examples (a random subset; the first ones with --streaming)."})
     max_eval_samples: int | None = field(default=None, metadata={
-        "help": "Evaluate on at most this many examples (the first ones)."})
+        "help": "Evaluate on at most this many examples (a random subset)."})
     cache_dir: str | None = field(default=None, metadata={
         "help": "Where datasets caches the read corpus (default: the datasets cache)."})
 
@@ -184,7 +187,8 @@ def _load_tokenizer(model_args: PretrainModelArguments, train_documents, trainin
     from tokenization import train_tokenizer
 
     tokenizer_dir = Path(training_args.output_dir) / TOKENIZER_SUBDIR
-    with training_args.main_process_first(desc="training the tokenizer"):
+    # local=False: the tokenizer lands in the (shared) output dir, so every node waits for global rank 0.
+    with training_args.main_process_first(local=False, desc="training the tokenizer"):
         if training_args.process_index == 0:
             logger.info("No tokenizer given: training a %d-token WordPiece tokenizer on the training corpus.",
                         model_args.vocab_size)
@@ -253,14 +257,24 @@ def _build_model(model_args: PretrainModelArguments, tokenizer: PreTrainedTokeni
     return model
 
 
-def _prepare(documents, tokenizer, data_args: PretrainDataArguments, seed: int, streaming: bool):
+def _prepare(documents, tokenizer, data_args: PretrainDataArguments, seed: int, *, streaming: bool = False,
+             dupe_factor: int | None = None):
+    """NSP pairs of `documents` with the data options (`dupe_factor` overrides the option's)."""
     options = {"max_seq_length": data_args.max_seq_length, "short_seq_prob": data_args.short_seq_prob,
-               "random_next_prob": data_args.random_next_prob, "dupe_factor": data_args.dupe_factor, "seed": seed,
-               "batch_size": data_args.preprocessing_batch_size}
+               "random_next_prob": data_args.random_next_prob, "seed": seed,
+               "dupe_factor": dupe_factor or data_args.dupe_factor, "batch_size": data_args.preprocessing_batch_size}
     if streaming:
         return prepare_pretraining_stream(documents, tokenizer, **options)
     return prepare_pretraining_dataset(documents, tokenizer, num_proc=data_args.preprocessing_num_workers,
                                        load_from_cache_file=not data_args.overwrite_cache, **options)
+
+
+def _subset(dataset: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
+    """A random subset of at most `limit` rows: the rows are in document order, so the first ones would
+    come from a few documents only."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    return dataset.shuffle(seed=seed).select(range(limit)).flatten_indices()
 
 
 def _resume_dir(training_args: TrainingArguments) -> str | None:
@@ -289,6 +303,13 @@ def run_pretraining(model_args: PretrainModelArguments, data_args: PretrainDataA
         raise ValueError("--streaming has no length to count epochs by: pass --max_steps.")
     if model_args.model_name_or_path is None and model_args.model_size not in SIZE_PRESETS:
         raise ValueError(f"--model_size {model_args.model_size!r}: choose one of {list(SIZE_PRESETS)}.")
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and training_args.world_size != launched:
+        # Each process would train alone on all the data and write the same output dir.
+        raise RuntimeError(
+            f"{launched} processes were launched but the Trainer sees world_size={training_args.world_size}: "
+            "on a machine without GPUs pass --use_cpu (processes then talk over gloo)."
+        )
     if training_args.ddp_find_unused_parameters is None:
         # Every parameter takes part in every step; the Trainer's default (True) costs a graph traversal.
         training_args.ddp_find_unused_parameters = False
@@ -311,18 +332,19 @@ def run_pretraining(model_args: PretrainModelArguments, data_args: PretrainDataA
     train_dataset = eval_dataset = None
     with training_args.main_process_first(desc="preparing NSP pairs"):
         if training_args.do_train:
-            train_dataset = _prepare(train_documents, tokenizer, data_args, training_args.seed, data_args.streaming)
+            train_dataset = _prepare(train_documents, tokenizer, data_args, training_args.seed,
+                                     streaming=data_args.streaming)
             if data_args.streaming:
                 train_dataset = train_dataset.shuffle(seed=training_args.seed,
                                                       buffer_size=data_args.shuffle_buffer_size)
                 if data_args.max_train_samples is not None:
                     train_dataset = train_dataset.take(data_args.max_train_samples)
-            elif data_args.max_train_samples is not None:
-                train_dataset = train_dataset.select(range(min(data_args.max_train_samples, len(train_dataset))))
+            else:
+                train_dataset = _subset(train_dataset, data_args.max_train_samples, training_args.seed)
         if eval_documents is not None:
-            eval_dataset = _prepare(eval_documents, tokenizer, data_args, training_args.seed, False)
-            if data_args.max_eval_samples is not None:
-                eval_dataset = eval_dataset.select(range(min(data_args.max_eval_samples, len(eval_dataset))))
+            # One pass: repeated cuts of the same held-out documents would only weigh them more.
+            eval_dataset = _prepare(eval_documents, tokenizer, data_args, training_args.seed, dupe_factor=1)
+            eval_dataset = _subset(eval_dataset, data_args.max_eval_samples, training_args.seed)
             # Fixed masks: evaluations compare across steps and runs, and draw nothing from the training RNG.
             eval_dataset = mask_dataset(eval_dataset, collator, seed=training_args.seed)
 
@@ -351,7 +373,36 @@ def run_pretraining(model_args: PretrainModelArguments, data_args: PretrainDataA
     if trainer.is_world_process_zero():
         plot_log_history(trainer.state.log_history, Path(training_args.output_dir) / "training_curves.png",
                          title=f"MLM + NSP pretraining: {model_args.model_name_or_path or model_args.model_size}")
+        if training_args.do_train:
+            _write_model_card(model_args, data_args, training_args, results)
     return {k: v for k, v in results.items() if isinstance(v, int | float)}
+
+
+def _write_model_card(model_args: PretrainModelArguments, data_args: PretrainDataArguments,
+                      training_args: TrainingArguments, results: dict[str, float]) -> None:
+    """README.md for the Hub next to the final model (after the curves, which the card shows)."""
+    from hub_cards import write_model_card
+
+    def names(files: list[str] | None) -> list[str]:
+        return [Path(f).name for f in files or []]
+
+    train_sources = [data_args.dataset_name] if data_args.dataset_name else names(data_args.train_files)
+    if data_args.validation_files:
+        sources, eval_split = names(data_args.validation_files) + train_sources, "held-out"
+    elif data_args.dataset_name and data_args.validation_split:
+        sources, eval_split = train_sources, data_args.validation_split
+    else:
+        sources, eval_split = train_sources, f"last {data_args.validation_split_percentage:g}% of documents"
+    base = model_args.model_name_or_path
+    write_model_card(
+        training_args.output_dir, kind="pretrained", task="fill-mask",
+        metrics={k: v for k, v in results.items() if k.startswith("eval_") and k != "eval_samples"},
+        hyperparameters=training_args,
+        train_runtime_s=results["train_runtime"], datasets=list(dict.fromkeys(sources)),
+        dataset_config=data_args.dataset_config_name, eval_split=eval_split,
+        # A local folder is no Hub id; only a Hub checkpoint is named as the base model.
+        base_model=base if base and not Path(base).exists() else None,
+    )
 
 
 def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, float]:
