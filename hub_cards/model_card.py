@@ -105,7 +105,8 @@ def write_model_card(
             or a mapping of name -> value shown as given.
         train_runtime_s: training wall time in seconds (the Trainer's `train_runtime`).
         datasets: Hub ids of the training data sets; the first one is the evaluation data set.
-        base_model: Hub repo id of the model that was fine-tuned (required when kind="finetuned").
+        base_model: the model that was fine-tuned (required when kind="finetuned"): a Hub repo id (linked, and
+            in the metadata), or a local checkpoint folder (named in the text only).
         train_steps: optimisation steps taken; default: `global_step` from `output_dir/trainer_state.json`.
         dataset_config: the data set configuration evaluated (e.g. "sst2" for GLUE).
         eval_split: the split the metrics were measured on.
@@ -122,9 +123,14 @@ def write_model_card(
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
     if kind == "finetuned" and not base_model:
-        raise ValueError("a fine-tuned model's card needs base_model: the Hub repo id of the model fine-tuned")
-    if base_model is not None:
-        _check_repo_id(base_model, "base_model")
+        raise ValueError("a fine-tuned model's card needs base_model: the Hub repo id or local folder of the "
+                         "model fine-tuned")
+    # A local folder is named in the text; only a Hub id goes into the metadata and gets a link.
+    hub_base_model = base_model if base_model and not Path(base_model).exists() else None
+    if hub_base_model is not None:
+        _check_repo_id(hub_base_model, "base_model")
+    base_model_link = (f"[{hub_base_model}](https://huggingface.co/{hub_base_model})" if hub_base_model
+                       else f"the local checkpoint `{Path(base_model).name}`" if base_model else None)
     if repo_id is not None:
         _check_repo_id(repo_id, "repo_id")
     if isinstance(datasets, str) or not datasets:
@@ -146,7 +152,7 @@ def write_model_card(
         tags=[*CARD_TAGS, task],
         pipeline_tag=task,
         datasets=list(datasets),
-        base_model=base_model,
+        base_model=hub_base_model,
         metrics=[name for name in results if name != "loss"] or None,
         model_name=model_name,
         eval_results=[
@@ -168,7 +174,7 @@ def write_model_card(
         task_title=task_info.title,
         auto_class=auto_class,
         has_pipeline=_has_pipeline(task, auto_class),
-        base_model=base_model,
+        base_model_link=base_model_link,
         objectives=_objectives(config),
         config=config,
         architecture=_architecture_rows(config, _parameter_count(output_dir)),

@@ -214,3 +214,16 @@ def test_hyperparameters_from_training_args(tmp_path):
     assert "logging_dir" not in chosen and "output_dir" not in chosen
     assert hyperparameters_from_training_args(TrainingArguments(tmp_path, max_steps=50, report_to=[]))[
         "max_steps"] == 50
+
+
+def test_local_base_model_is_named_not_linked(tmp_path):
+    base = tmp_path / "my-pretrained"
+    base.mkdir()
+    directory = tmp_path / "sentiment"
+    save(modeling.OpenBertForSequenceClassification, directory, num_labels=2)
+    path = write_model_card(directory, kind="finetuned", task="text-classification", metrics={"eval_accuracy": 0.8},
+                            hyperparameters={}, train_runtime_s=5.0, datasets=["vader-sentiment"],
+                            base_model=str(base))
+    card = ModelCard.load(path)
+    assert card.data.base_model is None  # metadata holds Hub ids only
+    assert "the local checkpoint `my-pretrained`" in card.text and "huggingface.co/" + str(base) not in card.text
