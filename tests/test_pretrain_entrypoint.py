@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -33,10 +34,15 @@ from transformers import (
 )
 
 import modeling
+from training.collator import DataCollatorForPreTraining, mask_dataset
+from training.corpus import load_documents
 from training.pretrain import PretrainDataArguments, PretrainModelArguments, main
+from training.pretraining_data import prepare_pretraining_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = "num_hidden_layers=1,hidden_size=32,num_attention_heads=2,intermediate_size=64,max_position_embeddings=64"
+TINY = "num_hidden_layers=2,hidden_size=64,num_attention_heads=2,intermediate_size=128,max_position_embeddings=64"
+# Without dropout the tiny model learns NSP in a couple of hundred steps.
+TINY_NO_DROPOUT = TINY + ",hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0"
 TOPICS = [
     "river stone water bank fish boat bridge flood".split(),
     "violin music concert piano song orchestra melody choir".split(),
@@ -80,19 +86,30 @@ def tiny_args(tmp: Path, output: str, **extra) -> list[str]:
     return argv
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models on a busy 2-core machine: a second intra-op thread only waits for the first."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("pretrain")
-    write_corpus(tmp / "train.txt", 120, seed=0)
-    write_corpus(tmp / "valid.txt", 20, seed=1)
+    write_corpus(tmp / "train.txt", 200, seed=0)
+    write_corpus(tmp / "valid.txt", 40, seed=1)
     return tmp
 
 
 @pytest.fixture(scope="module")
 def trained(corpus_dir) -> tuple[Path, dict[str, float]]:
-    """One tiny run, driven by a YAML config file (all flags in one file)."""
+    """One tiny run of 240 steps, driven by a YAML config file (all flags in one file)."""
     config_file = corpus_dir / "pretrain.yaml"
-    config_file.write_text(yaml.safe_dump(tiny_options(corpus_dir, "run")))
+    config_file.write_text(yaml.safe_dump(tiny_options(
+        corpus_dir, "run", config_overrides=TINY_NO_DROPOUT, max_steps=240, save_steps=120, eval_steps=120,
+        logging_steps=20, per_device_train_batch_size=16)))
     results = main([str(config_file)])
     return corpus_dir / "run", results
 
@@ -110,16 +127,16 @@ def test_run_writes_metrics_curves_and_loadable_checkpoints(trained):
     assert "pipeline_tag: fill-mask" in card and "valid.txt" in card and "training_curves.png" in card
     history = json.loads((output / "trainer_state.json").read_text())["log_history"]
     train_logs = [entry for entry in history if "loss" in entry]
-    assert len(train_logs) == 6
+    assert len(train_logs) == 12
     for entry in train_logs:  # the logged total is the sum of the two logged parts
         assert abs(entry["loss"] - entry["mlm_loss"] - entry["nsp_loss"]) < 2e-3
-    assert [entry["step"] for entry in history if "eval_mlm_loss" in entry] == [3, 6]
+    assert [entry["step"] for entry in history if "eval_mlm_loss" in entry] == [120, 240]
     # The tokenizer trained on the corpus is saved with the model and every checkpoint.
-    for folder in (output, output / "checkpoint-3", output / "checkpoint-6"):
+    for folder in (output, output / "checkpoint-120", output / "checkpoint-240"):
         assert (folder / "tokenizer.json").is_file() and (folder / "model.safetensors").is_file()
-    saved = load_file(output / "checkpoint-3" / "model.safetensors")
+    saved = load_file(output / "checkpoint-120" / "model.safetensors")
     for auto_class in (AutoModelForPreTraining, AutoModelForMaskedLM):
-        model = auto_class.from_pretrained(output / "checkpoint-3")
+        model = auto_class.from_pretrained(output / "checkpoint-120")
         assert isinstance(model, modeling.OpenBertPreTrainedModel)
         weights = model.state_dict()
         assert torch.equal(weights["bert.embeddings.word_embeddings.weight"],
@@ -127,9 +144,25 @@ def test_run_writes_metrics_curves_and_loadable_checkpoints(trained):
     assert AutoModelForPreTraining.from_pretrained(output).config.vocab_size <= 200
 
 
+def test_tiny_model_learns_both_tasks_beyond_their_baselines(trained, corpus_dir):
+    """The cheap version of real learning: documents on four disjoint topics make NSP a topic match (a
+    random B shares A's topic a quarter of the time, so 0.875 is the ceiling) and MLM partly guessable."""
+    output, results = trained
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    documents = load_documents(str(corpus_dir / "valid.txt"), cache_dir=str(corpus_dir / "datasets_cache"))
+    pairs = prepare_pretraining_dataset(documents, tokenizer, max_seq_length=48, seed=7)
+    labels = [label for row in mask_dataset(pairs, DataCollatorForPreTraining(tokenizer), seed=7)["labels"]
+              for label in row if label != -100]
+    most_frequent_share = Counter(labels).most_common(1)[0][1] / len(labels)
+    nsp = pairs["next_sentence_label"]
+    assert results["eval_samples"] == len(pairs) > 80
+    assert results["eval_mlm_accuracy"] > most_frequent_share + 0.02
+    assert results["eval_nsp_accuracy"] >= 0.70 > max(sum(nsp), len(nsp) - sum(nsp)) / len(nsp)
+
+
 def test_fill_mask_pipeline_uses_the_checkpoint_and_its_tokenizer(trained):
     output, _ = trained
-    fill = pipeline("fill-mask", model=str(output / "checkpoint-6"), device="cpu")
+    fill = pipeline("fill-mask", model=str(output / "checkpoint-240"), device="cpu")
     predictions = fill("the river [MASK] flows.", top_k=3)
     assert len(predictions) == 3
     assert all(p["token_str"] and 0 <= p["score"] <= 1 for p in predictions)
@@ -226,7 +259,8 @@ def test_resume_after_sigkill_continues_exactly(corpus_dir, tmp_path):
     main(tiny_args(corpus_dir, str(straight), eval_strategy="no", max_steps=6, save_steps=3))
     killed = tmp_path / "killed"
     argv = tiny_args(corpus_dir, str(killed), eval_strategy="no", max_steps=6, save_steps=3)
-    env = {**os.environ, "KILL_AT_STEP": "3", "PYTHONPATH": str(REPO)}
+    # One thread like this process (see `one_thread`): the same kernels give bit-identical weights.
+    env = {**os.environ, "KILL_AT_STEP": "3", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     process = subprocess.run([sys.executable, "-c", KILLER, *argv], cwd=REPO, env=env, capture_output=True,
                              text=True, timeout=300)
     assert process.returncode == -signal.SIGKILL, process.stdout[-2000:] + process.stderr[-2000:]

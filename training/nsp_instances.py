@@ -10,6 +10,12 @@ Differences from the reference, on purpose:
 
 * the short target length (probability `short_seq_prob`) is drawn for every chunk, not once per
   document, which is what the reference's comment intends ("10% of the time" per sequence);
+* a chunk of a single sentence in a multi-sentence document (the document's tail, or one sentence that
+  alone fills the target) is a random pair with probability `random_next_prob` only; otherwise it is
+  paired with its neighbours (as B after the sentences before it; at the document start, as A before
+  the sentences after it). The reference always makes such chunks random pairs, which tilts the labels
+  towards "random": to 57% on documents of ~10 sentences and 75% on documents of ~5. Only one-sentence
+  documents always give random pairs;
 * a random B never comes from the same document (the reference gives up after 10 tries);
 * the randomness of each document comes from its own generator, seeded by `(seed, pass, document)`, so
   the output does not depend on batching, worker count or the order documents are processed in.
@@ -89,9 +95,8 @@ def create_instances_from_document(
     a memory-mapped corpus).
 
     `max_num_tokens` is the room for A and B together (`max_seq_length - 3` for `[CLS]`, `[SEP]`,
-    `[SEP]`). Sentences must be non-empty and there must be at least two documents. A chunk of a single
-    sentence (a one-sentence document, or one sentence that alone reaches the target length) has no
-    boundary to cut at, so it always forms a random-next instance, as in the reference.
+    `[SEP]`). Sentences must be non-empty and there must be at least two documents. A one-sentence
+    document has no boundary to cut at, so it always forms a random-next instance.
     """
     if max_num_tokens < 2:
         raise ValueError(f"max_num_tokens={max_num_tokens}: A and B need at least one token each.")
@@ -109,15 +114,16 @@ def create_instances_from_document(
         chunk_length += len(document[i])
         if i == len(document) - 1 or chunk_length >= target_length:
             a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+            is_random_next = len(document) == 1 or rng.random() < random_next_prob
             tokens_a = [token for sentence in chunk[:a_end] for token in sentence]
-            if len(chunk) == 1 or rng.random() < random_next_prob:
+            if is_random_next:
                 tokens_b = _random_span(documents, document_index, target_length - len(tokens_a), rng)
                 # The sentences after A were not used: give them back so that they start the next chunk.
                 i -= len(chunk) - a_end
-                is_random_next = True
-            else:
+            elif len(chunk) >= 2:
                 tokens_b = [token for sentence in chunk[a_end:] for token in sentence]
-                is_random_next = False
+            else:
+                tokens_a, tokens_b = _pair_with_neighbours(document, i, target_length)
             tokens_a, tokens_b = truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
             instances.append(NspInstance(tokens_a, tokens_b, is_random_next))
             chunk = []
@@ -125,6 +131,23 @@ def create_instances_from_document(
             target_length = _draw_target_length(rng, max_num_tokens, short_seq_prob)
         i += 1
     return instances
+
+
+def _pair_with_neighbours(document: Document, index: int, target_length: int) -> tuple[list[int], list[int]]:
+    """A real (A, B) pair around the lone sentence `document[index]`: it is B after the sentences before
+    it, or (at the start of the document) A before the sentences after it; the other side takes whole
+    sentences until the pair reaches `target_length` tokens (at least one sentence)."""
+    lone = list(document[index])
+    neighbours = range(index - 1, -1, -1) if index > 0 else range(1, len(document))
+    taken: list[int] = []
+    length = len(lone)
+    for j in neighbours:
+        taken.append(j)
+        length += len(document[j])
+        if length >= target_length:
+            break
+    other = [token for k in sorted(taken) for token in document[k]]
+    return (other, lone) if index > 0 else (lone, other)
 
 
 def _draw_target_length(rng: random.Random, max_num_tokens: int, short_seq_prob: float) -> int:
