@@ -9,6 +9,7 @@ from dataclasses import fields
 
 import pytest
 import yaml
+from huggingface_hub import ModelCard
 from tiny_checkpoint import save_tiny_checkpoint
 from transformers import AutoConfig, pipeline
 
@@ -70,6 +71,10 @@ def test_string_labels_train_eval_predict_and_outputs(trained):
     assert (out / "training_curves.png").stat().st_size > 1000
     assert (out / "predict_results.tsv").read_text().splitlines() == ["index\tprediction", "0\tpos", "1\tneg"]
     assert (out / "tokenizer.json").is_file()
+    # The model card reports this run: its model-index holds the evaluation just measured.
+    card = ModelCard.load(out / "README.md")
+    reported = {m.metric_type: m.metric_value for m in card.data.eval_results}
+    assert reported["accuracy"] == results["eval_accuracy"] and card.data.pipeline_tag == "text-classification"
 
 
 def test_saved_model_in_text_classification_pipeline(trained):

@@ -7,6 +7,7 @@ import textwrap
 from dataclasses import fields
 
 import pytest
+from huggingface_hub import ModelCard
 from tiny_checkpoint import save_tiny_checkpoint
 from transformers import pipeline
 
@@ -75,6 +76,10 @@ def test_train_and_eval_report_counts_scores_and_write_predictions(trained):
         assert len(nbest[qid]) <= 20
     assert not (out / "eval_null_odds.json").exists()
     assert (out / "training_curves.png").is_file()
+    card = ModelCard.load(out / "README.md")
+    reported = {m.metric_type: m.metric_value for m in card.data.eval_results}
+    assert reported["f1"] == results["eval_f1"] and card.data.pipeline_tag == "question-answering"
+    assert "skipped_misaligned" not in reported
 
 
 def test_pipeline_answers_equal_the_evaluated_predictions(trained):

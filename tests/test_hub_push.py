@@ -268,11 +268,14 @@ def test_checkpoint_is_checked_before_any_upload(checkpoint, tmp_path, breakage,
 
 def test_training_args_push_is_taken_over(tmp_path):
     args = TrainingArguments(tmp_path, push_to_hub=True, hub_model_id="tester/run", hub_private_repo=True,
-                             hub_revision="dev", report_to=[])
+                             hub_revision="dev", report_to=[], do_train=True, do_eval=True)
     target = hub_target_from_training_args(args)
     assert (target.repo_id, target.private, target.revision) == ("tester/run", True, "dev")
     assert args.push_to_hub is False  # so the Trainer does not push checkpoints on its own
     assert hub_target_from_training_args(TrainingArguments(tmp_path, report_to=[])) is None
     with pytest.raises(ValueError, match="needs --hub_model_id"):
         hub_target_from_training_args(TrainingArguments(tmp_path, push_to_hub=True, report_to=[]))
+    with pytest.raises(ValueError, match="needs --do_train and --do_eval"):
+        hub_target_from_training_args(TrainingArguments(tmp_path, push_to_hub=True, hub_model_id="tester/run",
+                                                        do_train=True, report_to=[]))
 

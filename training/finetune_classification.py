@@ -57,6 +57,8 @@ from .curves import plot_log_history
 from .finetune_arguments import ModelArguments, early_stopping_problems
 from .glue import GLUE_TASKS, GlueTask, get_glue_task, glue_split_file, read_glue_file
 from .metrics import load_metric
+from .publish import data_sources, finish_run
+from .push import hub_target_from_training_args
 from .tabular_data import read_table
 
 logger = logging.getLogger(__name__)
@@ -276,6 +278,7 @@ def run_classification(
     )
     callbacks = ([EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience)]
                  if data_args.early_stopping_patience is not None else [])
+    hub_target = hub_target_from_training_args(training_args)
     trainer = Trainer(
         model=model, args=training_args, train_dataset=tokenized.get("train"),
         eval_dataset=tokenized.get("validation"), processing_class=tokenizer,
@@ -312,6 +315,12 @@ def run_classification(
     if trainer.is_world_process_zero():
         plot_log_history(trainer.state.log_history, output_dir / "training_curves.png",
                          title=f"{data_args.task_name or 'classification'}: {model_args.model_name_or_path}")
+        glue = "nyu-mll/glue" if data_args.task_name else None
+        finish_run(training_args, hub_target, results, kind="finetuned", task="text-classification",
+                   datasets=data_sources(glue or data_args.dataset_name,
+                                         [data_args.train_file, data_args.validation_file]),
+                   base_model=model_args.model_name_or_path,
+                   dataset_config=data_args.task_name or data_args.dataset_config_name)
     return {k: v for k, v in results.items() if isinstance(v, int | float) and not math.isnan(v)}
 
 

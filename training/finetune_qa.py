@@ -42,6 +42,8 @@ from modeling import OpenBertForQuestionAnswering
 from .arguments import parse_args
 from .curves import plot_log_history
 from .finetune_arguments import ModelArguments, early_stopping_problems
+from .publish import data_sources, finish_run
+from .push import hub_target_from_training_args
 from .qa_data import QAExamples, read_qa_file, validate_qa_examples
 from .qa_pipeline import save_with_qa_pipeline
 from .qa_processing import MODEL_INPUT_COLUMNS, prepare_eval_features, prepare_train_features, write_qa_predictions
@@ -169,6 +171,7 @@ def run_qa(
         results[f"{prefix}_features"] = len(features)
 
     model = load_model(model_args.model_name_or_path)
+    hub_target = hub_target_from_training_args(training_args)
     trainer = QuestionAnsweringTrainer(
         model=model, args=training_args, train_dataset=model_inputs.get("train"),
         eval_dataset=model_inputs.get("validation"), processing_class=tokenizer,
@@ -207,6 +210,9 @@ def run_qa(
     if trainer.is_world_process_zero():
         plot_log_history(trainer.state.log_history, output_dir / "training_curves.png",
                          title=f"question answering: {model_args.model_name_or_path}")
+        finish_run(training_args, hub_target, results, kind="finetuned", task="question-answering",
+                   datasets=data_sources(data_args.dataset_name, [data_args.train_file, data_args.validation_file]),
+                   base_model=model_args.model_name_or_path, dataset_config=data_args.dataset_config_name)
     return results
 
 

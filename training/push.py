@@ -191,6 +191,9 @@ def hub_target_from_training_args(args: Any) -> HubTarget | None:
         return None
     if not args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id NAMESPACE/NAME (the repo to push to)")
+    if not (args.do_train and args.do_eval):
+        raise ValueError("--push_to_hub needs --do_train and --do_eval: the pushed model card reports the "
+                         "evaluation of the trained model")
     try:
         validate_repo_id(args.hub_model_id)
     except HFValidationError as e:

@@ -38,7 +38,8 @@ class QuickstartArguments:
     output_dir: str = field(default="outputs/quickstart", metadata={"help": "Where every stage writes its outputs."})
     model_size: str = field(default="mini", metadata={"help": "Pretraining size preset (tiny, mini, small, ...)."})
     vocab_size: int = field(default=6000, metadata={
-        "help": "WordPiece vocabulary size (Python's documentation is under 1 MB of text: about 7,000 tokens occur twice or more)."})
+        "help": "WordPiece vocabulary size (Python's documentation is under 1 MB of text: about 7,000 tokens "
+                "occur twice or more)."})
     pretrain_steps: int = field(default=500, metadata={"help": "Optimizer steps of MLM + NSP pretraining."})
     pretrain_batch_size: int = field(default=32, metadata={"help": "Pretraining batch size."})
     max_seq_length: int = field(default=128, metadata={"help": "Longest pretraining example in tokens."})
