@@ -109,6 +109,9 @@ def test_prepared_pairs_are_well_formed_and_deterministic(tmp_path, tokenizer, c
     rebatched = prepare_pretraining_dataset(documents, tokenizer, max_seq_length=32, dupe_factor=3, seed=1,
                                             batch_size=5, load_from_cache_file=False)
     assert rebatched["input_ids"] == instances["input_ids"]
+    parallel = prepare_pretraining_dataset(documents, tokenizer, max_seq_length=32, dupe_factor=3, seed=1,
+                                           batch_size=4, num_proc=2, load_from_cache_file=False)
+    assert parallel["input_ids"] == instances["input_ids"]
     assert prepare_pretraining_dataset(documents, tokenizer, max_seq_length=32, dupe_factor=3,
                                        seed=2)["input_ids"] != instances["input_ids"]
     # dupe_factor pairs every document several times, with different cuts.
