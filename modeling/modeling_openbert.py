@@ -261,7 +261,8 @@ class OpenBertLMPredictionHead(nn.Module):
         super().__init__()
         self.transform = OpenBertPredictionHeadTransform(config)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
-        self.bias = self.decoder.bias  # tied; kept under BERT's checkpoint name `cls.predictions.bias`
+        # The decoder's bias is tied to this one (`_tied_weights_keys`), BERT's checkpoint name for it.
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """`(*rows, hidden)` -> `(*rows, vocab_size)`."""

@@ -192,3 +192,15 @@ def test_pytorch_bin_checkpoints_load_with_weights_only(tmp_path):
     with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
         modeling.OpenBertForMaskedLM.from_pretrained(tmp_path / "evil")
     assert not marker.exists()
+
+
+def test_missing_mlm_head_is_initialised_on_load(minilm_dir):
+    """MiniLM has no MLM head: the new head (its bias included) is created on load, tied, and usable."""
+    model, info = modeling.OpenBertForPreTraining.from_pretrained(minilm_dir, output_loading_info=True)
+    assert "cls.predictions.bias" in info["missing_keys"]
+    head = model.cls.predictions
+    assert head.bias.device.type == "cpu" and torch.count_nonzero(head.bias) == 0
+    assert head.decoder.bias is head.bias
+    assert head.decoder.weight is model.bert.embeddings.word_embeddings.weight
+    output = model(input_ids=torch.tensor([[101, 2023, 103, 102]]), labels=torch.tensor([[-100, -100, 2003, -100]]))
+    assert torch.isfinite(output.loss)

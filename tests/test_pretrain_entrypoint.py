@@ -188,9 +188,6 @@ def test_continued_pretraining_from_openbert_and_transformers_checkpoints(traine
     assert isinstance(continued, modeling.OpenBertForPreTraining)
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError, reason=(
-    "modeling bug: OpenBertForPreTraining.from_pretrained(MiniLM) leaves cls.predictions.bias on the meta "
-    "device when the checkpoint has no MLM head; remove this mark once it is fixed"))
 def test_continued_pretraining_of_a_bert_without_pretraining_heads(corpus_dir, minilm_dir):
     """MiniLM ships the encoder only: the MLM and NSP heads are created, its own tokenizer is used."""
     results = main(tiny_args(corpus_dir, "minilm", model_name_or_path=str(minilm_dir), config_overrides=None,

@@ -41,6 +41,8 @@ from .corpus import load_documents
 from .curves import plot_log_history
 from .pretraining_data import prepare_pretraining_dataset, prepare_pretraining_stream
 from .pretraining_metrics import compute_pretraining_metrics, reduce_pretraining_logits
+from .publish import data_sources, finish_run
+from .push import HubTarget, hub_target_from_training_args
 
 logger = logging.getLogger(__name__)
 
@@ -348,6 +350,7 @@ def run_pretraining(model_args: PretrainModelArguments, data_args: PretrainDataA
             # Fixed masks: evaluations compare across steps and runs, and draw nothing from the training RNG.
             eval_dataset = mask_dataset(eval_dataset, collator, seed=training_args.seed)
 
+    hub_target = hub_target_from_training_args(training_args)
     trainer = PreTrainingTrainer(
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         processing_class=tokenizer, data_collator=collator, compute_metrics=compute_pretraining_metrics,
@@ -373,36 +376,23 @@ def run_pretraining(model_args: PretrainModelArguments, data_args: PretrainDataA
     if trainer.is_world_process_zero():
         plot_log_history(trainer.state.log_history, Path(training_args.output_dir) / "training_curves.png",
                          title=f"MLM + NSP pretraining: {model_args.model_name_or_path or model_args.model_size}")
-        if training_args.do_train:
-            _write_model_card(model_args, data_args, training_args, results)
+        _publish(model_args, data_args, training_args, results, hub_target)
     return {k: v for k, v in results.items() if isinstance(v, int | float)}
 
 
-def _write_model_card(model_args: PretrainModelArguments, data_args: PretrainDataArguments,
-                      training_args: TrainingArguments, results: dict[str, float]) -> None:
-    """README.md for the Hub next to the final model (after the curves, which the card shows)."""
-    from hub_cards import write_model_card
-
-    def names(files: list[str] | None) -> list[str]:
-        return [Path(f).name for f in files or []]
-
-    train_sources = [data_args.dataset_name] if data_args.dataset_name else names(data_args.train_files)
+def _publish(model_args: PretrainModelArguments, data_args: PretrainDataArguments,
+             training_args: TrainingArguments, results: dict[str, float], hub_target: HubTarget | None) -> None:
+    """Model card next to the final model (after the curves, which the card shows); push when asked."""
+    train_sources = data_sources(data_args.dataset_name, data_args.train_files or [])
     if data_args.validation_files:
-        sources, eval_split = names(data_args.validation_files) + train_sources, "held-out"
+        sources, eval_split = data_sources(None, data_args.validation_files) + train_sources, "held-out"
     elif data_args.dataset_name and data_args.validation_split:
         sources, eval_split = train_sources, data_args.validation_split
     else:
         sources, eval_split = train_sources, f"last {data_args.validation_split_percentage:g}% of documents"
-    base = model_args.model_name_or_path
-    write_model_card(
-        training_args.output_dir, kind="pretrained", task="fill-mask",
-        metrics={k: v for k, v in results.items() if k.startswith("eval_") and k != "eval_samples"},
-        hyperparameters=training_args,
-        train_runtime_s=results["train_runtime"], datasets=list(dict.fromkeys(sources)),
-        dataset_config=data_args.dataset_config_name, eval_split=eval_split,
-        # A local folder is no Hub id; only a Hub checkpoint is named as the base model.
-        base_model=base if base and not Path(base).exists() else None,
-    )
+    finish_run(training_args, hub_target, results, kind="pretrained", task="fill-mask",
+               datasets=list(dict.fromkeys(sources)), base_model=model_args.model_name_or_path,
+               dataset_config=data_args.dataset_config_name, eval_split=eval_split)
 
 
 def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, float]:
