@@ -284,10 +284,13 @@ def _has_pipeline(task: str, auto_class: str) -> bool:
 
     Asked of transformers itself because its pipelines change (5.x dropped "question-answering").
     """
-    from transformers.pipelines import SUPPORTED_TASKS  # deferred: heavy, and only needed here
+    from transformers import pipelines  # deferred: heavy, and only needed here
 
+    # A removed task stays unavailable even when code registers a pipeline under its name in this process
+    # (training.qa_pipeline does): `pipeline()` refuses it before it looks at the registry.
+    available = task in pipelines.SUPPORTED_TASKS and task not in getattr(pipelines, "REMOVED_TASKS", {})
     # the fill-mask pipeline needs a masked-LM head; a pretraining checkpoint also maps AutoModelForMaskedLM
-    return task in SUPPORTED_TASKS and (task != "fill-mask" or auto_class == "AutoModelForMaskedLM")
+    return available and (task != "fill-mask" or auto_class == "AutoModelForMaskedLM")
 
 
 def _objectives(config: Mapping[str, Any]) -> str:
