@@ -56,8 +56,9 @@ RECIPES = {
         train=dict(learning_rate=1e-4, num_train_epochs=2, per_device_train_batch_size=32, warmup_steps=50),
         score="eval_accuracy", tolerance=0.005),
     "mrpc": dict(
-        data=dict(task_name="mrpc", data_dir=str(SHARED / "glue" / "MRPC"), max_seq_length=128),
-        train=dict(learning_rate=1e-4, num_train_epochs=3, per_device_train_batch_size=32, warmup_steps=35),
+        data=dict(task_name="mrpc", data_dir=str(SHARED / "glue" / "MRPC"), max_train_samples=2000,
+                  max_seq_length=128),
+        train=dict(learning_rate=1e-4, num_train_epochs=2, per_device_train_batch_size=32, warmup_steps=12),
         score="eval_accuracy", tolerance=0.005),
     "rte": dict(
         data=dict(task_name="rte", data_dir=str(SHARED / "glue" / "RTE"), max_seq_length=128),
@@ -68,8 +69,8 @@ RECIPES = {
     "squad": dict(
         data=dict(train_file=str(SHARED / "squad" / "xquad.en.json"),
                   validation_file=str(SHARED / "squad" / "squad-v2.0-dev-small.json"),
-                  max_seq_length=256, doc_stride=64),
-        train=dict(learning_rate=1e-4, num_train_epochs=2, per_device_train_batch_size=16, warmup_steps=15),
+                  max_seq_length=384, doc_stride=128),
+        train=dict(learning_rate=2e-4, num_train_epochs=3, per_device_train_batch_size=16, warmup_steps=20),
         score="eval_f1", tolerance=1.0),
 }
 # Batches of similar lengths: far less padding for every side (the same seeded batches for all of them),
