@@ -47,9 +47,9 @@ class QuickstartArguments:
         "help": "Training sentences for sentiment fine-tuning (of 15,568; fewer keeps a CPU run short)."})
     sentiment_test_samples: int = field(default=1000, metadata={
         "help": "Held-out sentences that score the sentiment models (of 3,891)."})
-    own_sentiment_epochs: float = field(default=3.0, metadata={
+    own_sentiment_epochs: float = field(default=4.0, metadata={
         "help": "Epochs of sentiment fine-tuning from the quickstart's own (small, briefly pretrained) model."})
-    minilm_sentiment_epochs: float = field(default=1.0, metadata={
+    minilm_sentiment_epochs: float = field(default=2.0, metadata={
         "help": "Epochs of sentiment fine-tuning from MiniLM (22M parameters: the slowest stage per epoch)."})
     pretrain_dataset: str | None = field(default=None, metadata={
         "help": "Pretrain on a hub dataset instead (needs the hub), e.g. 'wikitext'; see --pretrain_dataset_config."})
@@ -175,7 +175,7 @@ def run(args: QuickstartArguments) -> list[Stage]:
                 "--max_eval_samples", str(args.sentiment_test_samples), "--max_seq_length", "64",
                 "--do_train", "--do_eval", "--num_train_epochs", str(epochs),
                 "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "64",
-                "--learning_rate", "1e-4" if name == "own" else "5e-5", "--logging_steps", "10",
+                "--learning_rate", "3e-4" if name == "own" else "5e-5", "--logging_steps", "10",
                 *_common_training_flags(args, output_dir),
             ])
             keep = ("eval_accuracy", "eval_f1", "train_runtime")
