@@ -16,7 +16,6 @@ import gc
 import json
 import multiprocessing
 import platform
-import resource
 import statistics
 import tempfile
 import time
@@ -78,10 +77,12 @@ def build(size: str, directory: str, head: str, impl: str = "sdpa"):
 
 
 def alternate(runs: dict[str, callable], repeats: int) -> dict[str, float]:
-    """Median seconds of each callable, run in alternation after one warm-up each."""
+    """Median seconds of each callable, run in alternation after two warm-ups each (the first calls of a
+    process on new shapes are slower)."""
     times = {name: [] for name in runs}
-    for run in runs.values():
-        run()
+    for _ in range(2):
+        for run in runs.values():
+            run()
     for _ in range(repeats):
         for name, run in runs.items():
             start = time.perf_counter()
@@ -132,41 +133,44 @@ def pretraining(size: str, batch_size: int, repeats: int) -> dict[str, float]:
     return {name: tokens / s for name, s in seconds.items()}
 
 
-def _peak_memory_child(size: str, batch_size: int, library: str, queue) -> None:
-    """In a fresh process: peak RSS growth (MiB) of one pretraining step, over the loaded model's RSS."""
-    with tempfile.TemporaryDirectory() as directory:
-        ours, theirs = build(size, directory, "ForPreTraining")
-    model = ours if library == "openbert" else theirs
-    del ours, theirs  # only the measured model stays in memory
+def _peak_memory_child(directory: str, size: str, batch_size: int, library: str, queue) -> None:
+    """In a fresh process that loads only the measured model: the peak RSS of two pretraining steps
+    (optimizer state included) above the RSS of the loaded model and its batch, in MiB."""
+    classes = {"openbert": modeling.OpenBertForPreTraining, "transformers": transformers.BertForPreTraining}
+    model = classes[library].from_pretrained(directory, attn_implementation="sdpa")
     low, high = SIZES[size]["lengths"]
     inputs = pretraining_batch(make_batch(batch_size, low, high, 0), 0)
     step = pretraining_step_runner(model, [inputs])
-    step()  # optimizer state now exists; later steps allocate the same way
     gc.collect()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    baseline = _current_rss_kib()
+    # Reset the kernel's high-water mark (VmHWM) so that it records the steps only. (`ru_maxrss` cannot
+    # do this: Linux carries it over from the parent process, whose RSS holds all the other models.)
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+    baseline = _proc_status_kib("VmRSS")
     step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put((max(after, before) - baseline) / 1024)
+    step()
+    queue.put((_proc_status_kib("VmHWM") - baseline) / 1024)
 
 
-def _current_rss_kib() -> int:
+def _proc_status_kib(field: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def peak_memory(size: str, batch_size: int) -> dict[str, float]:
     context = multiprocessing.get_context("spawn")
     result = {}
-    for library in ("openbert", "transformers"):
-        queue = context.Queue()
-        process = context.Process(target=_peak_memory_child, args=(size, batch_size, library, queue))
-        process.start()
-        result[library] = queue.get()
-        process.join()
+    with tempfile.TemporaryDirectory() as directory:
+        build(size, directory, "ForPreTraining")  # saves the checkpoint both children load
+        for library in ("openbert", "transformers"):
+            queue = context.Queue()
+            process = context.Process(target=_peak_memory_child, args=(directory, size, batch_size, library, queue))
+            process.start()
+            result[library] = queue.get()
+            process.join()
     return result
 
 

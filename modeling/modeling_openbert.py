@@ -5,8 +5,10 @@ self-attention blocks. Parameter names are BERT's, so transformers' BERT checkpo
 
 One thing differs from transformers' BERT: inside the encoder, activations are a 2-D `(num_tokens, hidden)`
 tensor (see `TokenLayout`). When a batch has padding, only the real tokens are in it, so the dense layers,
-which do almost all of the work, never compute on padding. Attention alone sees the padded
-`(batch, heads, seq, head_dim)` layout, through transformers' attention interface (`eager` or `sdpa`).
+which do almost all of the work, never compute on padding. Attention then runs sequence by sequence on the
+packed tokens (`sdpa` on CPU, see `sdpa_per_sequence`), or on the padded `(batch, heads, seq, head_dim)`
+layout through transformers' attention interface (`eager`, which can return the probabilities, and every
+implementation on GPUs).
 
 This file is copied next to every saved checkpoint (remote code), so it imports only transformers, torch
 and its sibling configuration file.
@@ -62,11 +64,17 @@ class TokenLayout:
     `num_tokens` counts real tokens only and `unpack` puts zeros at padded positions.
     """
 
-    def __init__(self, attention_mask: torch.Tensor | None, batch_size: int, seq_len: int, unpad: bool):
+    def __init__(self, attention_mask: torch.Tensor | None, batch_size: int, seq_len: int, unpad: bool,
+                 attention_per_sequence: bool = False):
         self.batch_size, self.seq_len = batch_size, seq_len
         self.indices: torch.Tensor | None = None  # flat positions of the real tokens, (num_tokens,)
+        # Real tokens per sequence, set when attention runs on the packed tokens (`sdpa_per_sequence`)
+        # instead of the padded layout; packed tokens are in sequence order.
+        self.lengths: list[int] | None = None
         if unpad and attention_mask is not None and not bool(attention_mask.all()):
             self.indices = attention_mask.flatten().nonzero().squeeze(-1)
+            if attention_per_sequence:
+                self.lengths = attention_mask.sum(dim=1).tolist()
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """`(batch, seq, *rest)` -> `(num_tokens, *rest)`."""
@@ -104,6 +112,26 @@ def eager_attention_forward(
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
 
 
+def sdpa_per_sequence(qkv: torch.Tensor, lengths: list[int], dropout: float, scaling: float) -> torch.Tensor:
+    """Attention of each sequence over its own real tokens, straight from the packed layout.
+
+    qkv: `(num_tokens, 3, heads, head_dim)`, the tokens of sequence 0, then sequence 1, ...; lengths: real
+    tokens per sequence. Returns `(num_tokens, heads * head_dim)`, same order.
+
+    Why: on CPUs, one unmasked SDPA call per sequence costs less than scattering the batch back to its
+    padded layout and attending there with a mask: nothing is computed for padded keys or queries and the
+    two copies between layouts disappear. On GPUs the Python loop would be launch-bound, so they keep the
+    padded layout.
+    """
+    outputs = []
+    for sequence in qkv.split(lengths):
+        # Each (1, heads, length, head_dim): CPU's fused (flash) kernel takes 4-D inputs only.
+        query, key, value = sequence.permute(1, 2, 0, 3).unsqueeze(1).unbind(0)
+        context = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=scaling)
+        outputs.append(context[0].transpose(0, 1).flatten(1))
+    return torch.cat(outputs)
+
+
 class OpenBertEmbeddings(nn.Module):
     """Word + segment + position embeddings, LayerNorm, dropout; works on ids of any shape."""
 
@@ -131,7 +159,7 @@ class OpenBertEmbeddings(nn.Module):
 
 
 class OpenBertSelfAttention(nn.Module):
-    """Multi-head self-attention: projections on packed tokens, attention on the padded layout."""
+    """Multi-head self-attention: projections on packed tokens; attention per sequence or on the padded layout."""
 
     is_causal = False  # read by transformers' sdpa function: BERT attends in both directions
 
@@ -156,7 +184,12 @@ class OpenBertSelfAttention(nn.Module):
         # instead of three (the weights stay three modules, under BERT's checkpoint names).
         weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
         bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-        qkv = layout.unpack(F.linear(hidden_states, weight, bias))
+        qkv = F.linear(hidden_states, weight, bias)
+        dropout = self.dropout_prob if self.training else 0.0
+        if layout.lengths is not None:
+            qkv = qkv.view(-1, 3, self.num_heads, self.head_dim)
+            return sdpa_per_sequence(qkv, layout.lengths, dropout, self.scaling), None
+        qkv = layout.unpack(qkv)
         qkv = qkv.view(layout.batch_size, layout.seq_len, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         query, key, value = qkv.unbind(0)  # each (batch, heads, seq, head_dim)
         attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
@@ -166,7 +199,7 @@ class OpenBertSelfAttention(nn.Module):
             key,
             value,
             attention_mask,
-            dropout=self.dropout_prob if self.training else 0.0,
+            dropout=dropout,
             scaling=self.scaling,
         )
         return layout.pack(context.reshape(layout.batch_size, layout.seq_len, -1)), probs
@@ -419,16 +452,18 @@ class OpenBertModel(OpenBertPreTrainedModel):
             position_ids = torch.arange(seq_len, device=device)
         position_ids = position_ids.expand(batch_size, seq_len)
 
-        layout = TokenLayout(attention_mask, batch_size, seq_len, unpad=config.unpad_inputs)
+        # sdpa on CPU attends sequence by sequence on the packed tokens (see `sdpa_per_sequence`).
+        per_sequence = config._attn_implementation == "sdpa" and device.type == "cpu"
+        layout = TokenLayout(attention_mask, batch_size, seq_len, config.unpad_inputs, per_sequence)
         hidden_states = self.embeddings(
             None if input_ids is None else layout.pack(input_ids),
             layout.pack(token_type_ids),
             layout.pack(position_ids),
             None if inputs_embeds is None else layout.pack(inputs_embeds),
         )
-        # Only the attention layout needs the mask; `create_bidirectional_mask` builds the form the chosen
-        # attention implementation expects (additive for eager, boolean or None for sdpa) from its metadata.
-        mask = create_bidirectional_mask(
+        # Only the padded attention layout needs the mask; `create_bidirectional_mask` builds the form the
+        # chosen attention implementation expects (additive for eager, boolean or None for sdpa).
+        mask = None if layout.lengths is not None else create_bidirectional_mask(
             config=config,
             inputs_embeds=hidden_states.new_empty(batch_size, seq_len, 0),
             attention_mask=attention_mask,

@@ -262,3 +262,26 @@ def test_minilm_checkpoint_parity(minilm_dir):
         diff = (actual.last_hidden_state[mask] - expected.last_hidden_state[mask]).abs().max()
         assert diff <= 1e-5, f"max abs diff {diff}"
         close(actual.pooler_output, expected.pooler_output)
+
+
+def test_attention_per_sequence_matches_transformers_on_any_mask(tmp_path):
+    """On CPU, sdpa with padding attends sequence by sequence on packed tokens: same outputs and gradients
+    as transformers' masked attention for left padding, holes in the mask and a row with one real token."""
+    hf_model, ob_model = load_pair(tmp_path, transformers.BertModel, modeling.OpenBertModel, "sdpa")
+    inputs = make_inputs()
+    inputs["attention_mask"] = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+                                             [1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 0],
+                                             [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]])
+    outputs = {}
+    for name, model in (("ours", ob_model), ("theirs", hf_model)):
+        model.zero_grad()
+        output = model(**inputs)
+        # A loss on real positions only (the pooler reads position 0, padding in the left-padded row).
+        real(output.last_hidden_state, inputs).square().sum().backward()
+        outputs[name] = output
+    close(real(outputs["ours"].last_hidden_state, inputs), real(outputs["theirs"].last_hidden_state, inputs))
+    theirs = {name: param.grad for name, param in hf_model.named_parameters() if param.grad is not None}
+    ours = {name: param.grad for name, param in ob_model.named_parameters() if param.grad is not None}
+    assert ours.keys() == theirs.keys() and len(ours) > 0
+    for name, grad in ours.items():
+        close(grad, theirs[name])
