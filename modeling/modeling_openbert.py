@@ -180,11 +180,15 @@ class OpenBertSelfAttention(nn.Module):
         """hidden_states: `(num_tokens, hidden)` -> `(num_tokens, hidden)` and the attention probabilities
         `(batch, heads, seq, seq)` (eager only; None otherwise)."""
 
-        # One projection for query, key and value: a single GEMM and a single move to the padded layout
-        # instead of three (the weights stay three modules, under BERT's checkpoint names).
-        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
-        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-        qkv = F.linear(hidden_states, weight, bias)
+        projections = (self.query, self.key, self.value)
+        if all(type(projection) is nn.Linear for projection in projections):
+            # One projection for query, key and value: a single GEMM and a single move between layouts
+            # instead of three (the weights stay three modules, under BERT's checkpoint names).
+            weight = torch.cat([projection.weight for projection in projections])
+            bias = torch.cat([projection.bias for projection in projections])
+            qkv = F.linear(hidden_states, weight, bias)
+        else:  # swapped for other modules, e.g. by torch.ao's dynamic int8 quantization: run them as they are
+            qkv = torch.cat([projection(hidden_states) for projection in projections], dim=-1)
         dropout = self.dropout_prob if self.training else 0.0
         if layout.lengths is not None:
             qkv = qkv.view(-1, 3, self.num_heads, self.head_dim)
