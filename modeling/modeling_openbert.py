@@ -456,8 +456,10 @@ class OpenBertModel(OpenBertPreTrainedModel):
             position_ids = torch.arange(seq_len, device=device)
         position_ids = position_ids.expand(batch_size, seq_len)
 
-        # sdpa on CPU attends sequence by sequence on the packed tokens (see `sdpa_per_sequence`).
-        per_sequence = config._attn_implementation == "sdpa" and device.type == "cpu"
+        # sdpa on CPU attends sequence by sequence on the packed tokens (see `sdpa_per_sequence`), except
+        # under torch.compile, which would trace one graph per pattern of sequence lengths.
+        per_sequence = (config._attn_implementation == "sdpa" and device.type == "cpu"
+                        and not torch.compiler.is_compiling())
         layout = TokenLayout(attention_mask, batch_size, seq_len, config.unpad_inputs, per_sequence)
         hidden_states = self.embeddings(
             None if input_ids is None else layout.pack(input_ids),
