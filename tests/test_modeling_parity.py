@@ -12,6 +12,7 @@ import transformers
 from transformers import BertConfig
 
 import modeling
+from modeling.modeling_openbert import sdpa_per_sequence
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64, type_vocab_size=2)
@@ -264,9 +265,17 @@ def test_minilm_checkpoint_parity(minilm_dir):
         close(actual.pooler_output, expected.pooler_output)
 
 
-def test_attention_per_sequence_matches_transformers_on_any_mask(tmp_path):
-    """On CPU, sdpa with padding attends sequence by sequence on packed tokens: same outputs and gradients
-    as transformers' masked attention for left padding, holes in the mask and a row with one real token."""
+@pytest.mark.parametrize("per_sequence", [True, False])
+def test_sdpa_paths_match_transformers_on_any_mask(tmp_path, monkeypatch, per_sequence):
+    """On CPU, sdpa with padding attends sequence by sequence on packed tokens (when padding would waste
+    enough attention) or on the padded layout: both give transformers' outputs and gradients for left padding, holes in
+    the mask and a row with one real token."""
+    from modeling import modeling_openbert
+
+    calls = []
+    monkeypatch.setattr(modeling_openbert, "PER_SEQUENCE_ATTENTION_MIN_WORK", 0 if per_sequence else 1e12)
+    monkeypatch.setattr(modeling_openbert, "sdpa_per_sequence",
+                        lambda *args: calls.append(1) or sdpa_per_sequence(*args))
     hf_model, ob_model = load_pair(tmp_path, transformers.BertModel, modeling.OpenBertModel, "sdpa")
     inputs = make_inputs()
     inputs["attention_mask"] = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1],
@@ -285,3 +294,4 @@ def test_attention_per_sequence_matches_transformers_on_any_mask(tmp_path):
     assert ours.keys() == theirs.keys() and len(ours) > 0
     for name, grad in ours.items():
         close(grad, theirs[name])
+    assert len(calls) == (TINY["num_hidden_layers"] if per_sequence else 0)
