@@ -65,12 +65,17 @@ def pretraining_batch(batch: Batch, seed: int) -> dict[str, torch.Tensor]:
     return inputs
 
 
-def build(size: str, directory: str, head: str, impl: str = "sdpa"):
-    """transformers' model with random weights, saved, and both libraries' models loaded from it."""
+def save_random_bert(size: str, directory: str, head: str) -> None:
+    """transformers' `Bert{head}` with random weights (seeded), saved as the checkpoint both sides load."""
     spec = {k: v for k, v in SIZES[size].items() if k != "lengths"}
     torch.manual_seed(0)
     config = transformers.BertConfig(vocab_size=VOCAB, max_position_embeddings=512, **spec)
     getattr(transformers, f"Bert{head}")(config).save_pretrained(directory)
+
+
+def build(size: str, directory: str, head: str, impl: str = "sdpa"):
+    """Both libraries' models loaded from the same random BERT checkpoint."""
+    save_random_bert(size, directory, head)
     theirs = getattr(transformers, f"Bert{head}").from_pretrained(directory, attn_implementation=impl)
     ours = getattr(modeling, f"OpenBert{head}").from_pretrained(directory, attn_implementation=impl)
     return ours, theirs
@@ -164,7 +169,7 @@ def peak_memory(size: str, batch_size: int) -> dict[str, float]:
     context = multiprocessing.get_context("spawn")
     result = {}
     with tempfile.TemporaryDirectory() as directory:
-        build(size, directory, "ForPreTraining")  # saves the checkpoint both children load
+        save_random_bert(size, directory, "ForPreTraining")  # the checkpoint both children load
         for library in ("openbert", "transformers"):
             queue = context.Queue()
             process = context.Process(target=_peak_memory_child, args=(directory, size, batch_size, library, queue))

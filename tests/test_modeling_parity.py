@@ -12,7 +12,7 @@ import transformers
 from transformers import BertConfig
 
 import modeling
-from modeling.modeling_openbert import sdpa_per_sequence
+from modeling import modeling_openbert
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64, type_vocab_size=2)
@@ -268,14 +268,11 @@ def test_minilm_checkpoint_parity(minilm_dir):
 @pytest.mark.parametrize("per_sequence", [True, False])
 def test_sdpa_paths_match_transformers_on_any_mask(tmp_path, monkeypatch, per_sequence):
     """On CPU, sdpa with padding attends sequence by sequence on packed tokens (when padding would waste
-    enough attention) or on the padded layout: both give transformers' outputs and gradients for left padding, holes in
-    the mask and a row with one real token."""
-    from modeling import modeling_openbert
-
-    calls = []
+    enough attention) or on the padded layout: both give transformers' outputs and gradients for left
+    padding, holes in the mask and a row with one real token."""
+    calls, attend = [], modeling_openbert.sdpa_per_sequence
     monkeypatch.setattr(modeling_openbert, "PER_SEQUENCE_ATTENTION_MIN_WORK", 0 if per_sequence else 1e12)
-    monkeypatch.setattr(modeling_openbert, "sdpa_per_sequence",
-                        lambda *args: calls.append(1) or sdpa_per_sequence(*args))
+    monkeypatch.setattr(modeling_openbert, "sdpa_per_sequence", lambda *args: calls.append(1) or attend(*args))
     hf_model, ob_model = load_pair(tmp_path, transformers.BertModel, modeling.OpenBertModel, "sdpa")
     inputs = make_inputs()
     inputs["attention_mask"] = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1],

@@ -8,9 +8,9 @@ training.pretrain ...` or `accelerate launch --multi_gpu --num_processes N -m tr
 
 Example (WikiText-2: 48 articles to train on, the last 12 held out):
 
-    python -m training.pretrain --train_files wiki.valid.raw --validation_split_percentage 20 \
-        --document_start '^ = [^=].* = $' --model_size mini --vocab_size 8000 --max_seq_length 128 \
-        --dupe_factor 5 --do_train --do_eval --max_steps 1500 --per_device_train_batch_size 16 \
+    python -m training.pretrain --train_files wiki.valid.raw --validation_split_percentage 20 \\
+        --document_start '^ = [^=].* = $' --model_size mini --vocab_size 8000 --max_seq_length 128 \\
+        --dupe_factor 5 --do_train --do_eval --max_steps 1500 --per_device_train_batch_size 16 \\
         --learning_rate 1e-3 --warmup_steps 100 --eval_strategy steps --eval_steps 250 --output_dir out/mini
 
 The output directory (and every `checkpoint-N` in it) holds the model, its code (`trust_remote_code`)
