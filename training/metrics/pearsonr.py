@@ -1,10 +1,13 @@
 """Pearson correlation between predicted and reference scores (an `evaluate` metric module); STS-B."""
 
-import datasets
 import evaluate
 from scipy import stats
 
-from .input_checks import require_predictions
+from .correlation import CorrelationMixin
+
+# Unused here, but `evaluate` copies only the relative imports of the metric script itself into its cache,
+# and correlation.py needs this one.
+from .input_checks import require_predictions as require_predictions
 
 _DESCRIPTION = """Pearson's r: the linear correlation of predictions and references, in [-1, 1].
 r = cov(x, y) / (std(x) * std(y)). Needs at least two pairs; NaN when either side is constant.
@@ -23,22 +26,9 @@ Example:
 """
 
 
-class Pearsonr(evaluate.Metric):
+class Pearsonr(CorrelationMixin, evaluate.Metric):
     __doc__ = _DESCRIPTION + _INPUTS
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("float64"),
-                                        "references": datasets.Value("float64")}),
-        )
-
-    def _compute(self, predictions, references, return_pvalue=False):
-        require_predictions(predictions, references)
-        result = stats.pearsonr(predictions, references)
-        scores = {"pearsonr": float(result.statistic)}
-        if return_pvalue:
-            scores["pearsonr_pvalue"] = float(result.pvalue)
-        return scores
+    description = _DESCRIPTION
+    inputs_description = _INPUTS
+    score_name = "pearsonr"
+    statistic = staticmethod(stats.pearsonr)

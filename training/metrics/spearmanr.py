@@ -1,10 +1,13 @@
 """Spearman rank correlation between predicted and reference scores (an `evaluate` metric module); STS-B."""
 
-import datasets
 import evaluate
 from scipy import stats
 
-from .input_checks import require_predictions
+from .correlation import CorrelationMixin
+
+# Unused here, but `evaluate` copies only the relative imports of the metric script itself into its cache,
+# and correlation.py needs this one.
+from .input_checks import require_predictions as require_predictions
 
 _DESCRIPTION = """Spearman's rho: the Pearson correlation of the ranks of predictions and references (ties get
 their average rank), in [-1, 1]. Measures how monotonic the relation is, not how linear.
@@ -23,22 +26,9 @@ Example:
 """
 
 
-class Spearmanr(evaluate.Metric):
+class Spearmanr(CorrelationMixin, evaluate.Metric):
     __doc__ = _DESCRIPTION + _INPUTS
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("float64"),
-                                        "references": datasets.Value("float64")}),
-        )
-
-    def _compute(self, predictions, references, return_pvalue=False):
-        require_predictions(predictions, references)
-        result = stats.spearmanr(predictions, references)
-        scores = {"spearmanr": float(result.statistic)}
-        if return_pvalue:
-            scores["spearmanr_pvalue"] = float(result.pvalue)
-        return scores
+    description = _DESCRIPTION
+    inputs_description = _INPUTS
+    score_name = "spearmanr"
+    statistic = staticmethod(stats.spearmanr)
