@@ -135,9 +135,15 @@ def _require_text(texts: Iterator[str], description: str) -> Iterator[str]:
         raise ValueError(f"the corpus is empty: {description} contain no non-blank text")
 
 
-def _read_one_file(path: Path, text_field: str, bar: tqdm) -> Iterator[str]:
-    json_lines = is_json_lines(path)
-    undecodable_lines = 0
+def iter_lines(path: PathLike, progress: tqdm | None = None) -> Iterator[str]:
+    """Yield every line of the text file `path` (gzip-compressed when it ends in `.gz`), newline removed.
+
+    A UTF-8 byte-order mark at the start is dropped. Bytes that are not valid UTF-8 never stop the read:
+    they become U+FFFD, and a `UnicodeWarning` at the end of the file says how many lines were affected.
+    `progress`, when given, advances by the bytes read (compressed bytes for `.gz`).
+    """
+    path = Path(path)
+    undecodable_lines = first_undecodable = 0
     with open(path, "rb") as raw:
         # Binary line iteration + per-line decoding lets one bad byte cost one line's replacement instead
         # of aborting the whole file, and lets us count the damage.
@@ -149,22 +155,31 @@ def _read_one_file(path: Path, text_field: str, bar: tqdm) -> Iterator[str]:
             except UnicodeDecodeError:
                 line = line_bytes.decode("utf-8", errors="replace")
                 undecodable_lines += 1
+                first_undecodable = first_undecodable or line_number
             if line_number == 1:
                 line = line.removeprefix("\ufeff")
-            text = _json_text(line, path, line_number, text_field) if json_lines else line.rstrip("\r\n")
-            if text and not text.isspace():
-                yield text
-            if line_number % _PROGRESS_EVERY_LINES == 0:
-                bar.update(raw.tell() - reported)
+            yield line.rstrip("\r\n")
+            if progress is not None and line_number % _PROGRESS_EVERY_LINES == 0:
+                progress.update(raw.tell() - reported)
                 reported = raw.tell()
-        bar.update(raw.tell() - reported)
+        if progress is not None:
+            progress.update(raw.tell() - reported)
     if undecodable_lines:
         warnings.warn(
-            f"{path}: {undecodable_lines} line(s) contain bytes that are not valid UTF-8; they were replaced "
-            "with U+FFFD, which the BERT normalizer drops. Re-encode the file as UTF-8 to keep that text.",
+            f"{path}: {undecodable_lines} line(s) contain bytes that are not valid UTF-8 (the first is line "
+            f"{first_undecodable}); they were replaced with U+FFFD, which the BERT normalizer drops. Re-encode "
+            "the file as UTF-8 to keep that text.",
             UnicodeWarning,
             stacklevel=2,
         )
+
+
+def _read_one_file(path: Path, text_field: str, bar: tqdm) -> Iterator[str]:
+    json_lines = is_json_lines(path)
+    for line_number, line in enumerate(iter_lines(path, bar), start=1):
+        text = _json_text(line, path, line_number, text_field) if json_lines else line
+        if text and not text.isspace():
+            yield text
 
 
 def _json_text(line: str, path: Path, line_number: int, text_field: str) -> str | None:

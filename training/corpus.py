@@ -9,15 +9,14 @@ Accepted inputs:
 * JSON lines / JSON / CSV / Parquet / Arrow files, `save_to_disk` folders and hub datasets: one
   document per row, read from `text_column`.
 
-Bytes that are not UTF-8 never stop a run: they become U+FFFD and the reader logs how many lines of
-which file were affected.
+Bytes that are not UTF-8 never stop a run: they become U+FFFD and a `UnicodeWarning` says how many lines
+of which file were affected (`tokenization.corpus.iter_lines` reads the lines of every text file).
 """
 
 from __future__ import annotations
 
 import glob
 import gzip
-import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -26,7 +25,7 @@ from pathlib import Path
 import datasets
 from datasets.fingerprint import Hasher
 
-logger = logging.getLogger(__name__)
+from tokenization.corpus import iter_lines
 
 # Suffixes (before an optional .gz/.bz2/.xz/.zst) that `datasets` reads with a builder of the same name.
 _TABULAR_BUILDERS = {
@@ -34,7 +33,7 @@ _TABULAR_BUILDERS = {
 }
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
 # Bump when the text reader's output changes, so that cached datasets are rebuilt.
-_TEXT_READER_VERSION = "1"
+_TEXT_READER_VERSION = "2"
 
 
 def expand_data_files(data_files: str | Sequence[str]) -> list[str]:
@@ -95,33 +94,16 @@ def read_text_documents(files: list[tuple[str, int, int]], document_start: str |
     """
     starts = re.compile(document_start) if document_start else None
     for path, _, _ in files:
-        opener = gzip.open if path.endswith(".gz") else open
-        bad_lines = 0
-        first_bad = 0
         block: list[str] = []
-        with opener(path, "rb") as handle:
-            for line_number, raw in enumerate(handle, start=1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    line = raw.decode("utf-8", errors="replace")
-                    bad_lines += 1
-                    first_bad = first_bad or line_number
-                line = line.rstrip("\r\n")
-                starts_document = starts.search(line) if starts else not line.strip()
-                if starts_document and block:
-                    yield {"text": "\n".join(block)}
-                    block = []
-                if line.strip():
-                    block.append(line.strip())
+        for line in iter_lines(path):
+            starts_document = starts.search(line) if starts else not line.strip()
+            if starts_document and block:
+                yield {"text": "\n".join(block)}
+                block = []
+            if line.strip():
+                block.append(line.strip())
         if block:
             yield {"text": "\n".join(block)}
-        if bad_lines:
-            logger.warning(
-                "%s: %d line(s) are not valid UTF-8 (the first is line %d); their undecodable bytes were "
-                "replaced by U+FFFD. Re-encode the file as UTF-8 to keep those characters.",
-                path, bad_lines, first_bad,
-            )
 
 
 def _select_text_column(dataset: datasets.Dataset | datasets.IterableDataset, text_column: str, source: str):
