@@ -89,7 +89,7 @@ def most_frequent_token_share(tokenizer_dir: Path, train: Path, held_out: Path) 
 
     def counts(path: Path) -> collections.Counter:
         lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        ids = tokenizer(lines, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(lines, add_special_tokens=False, verbose=False)["input_ids"]  # counting, not a model input
         return collections.Counter(token for row in ids for token in row)
 
     top, held_out_counts = counts(train).most_common(1)[0][0], counts(held_out)

@@ -198,7 +198,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}; {args.batches} batches of {args.batch_size}, "
           f"median of {args.repeats}")
-    rows, results = [], {}
+    rows, results, shares = [], {}, {}
     for size in args.sizes:
         measured = {
             "inference, variable length (tokens/s)": inference(size, args.batch_size, args.batches, args.repeats,
@@ -208,7 +208,9 @@ def main() -> None:
                                                                         args.repeats),
             "pretraining step peak memory (MiB)": peak_memory(size, args.batch_size),
         }
-        results[size] = measured
+        low, high = SIZES[size]["lengths"]
+        shares[size] = padding_share([make_batch(args.batch_size, low, high, seed) for seed in range(args.batches)])
+        results[size] = {**measured, "variable-length padding share": shares[size]}
         for name, values in measured.items():
             rows.append((size, name, values["openbert"], values["transformers"],
                          values["openbert"] / values["transformers"]))
@@ -216,10 +218,7 @@ def main() -> None:
     for size, name, ours, theirs, ratio in rows:
         print(f"| {size} | {name} | {ours:,.0f} | {theirs:,.0f} | {ratio:.2f}x |")
     print()
-    for size in args.sizes:
-        low, high = SIZES[size]["lengths"]
-        share = padding_share([make_batch(args.batch_size, low, high, seed) for seed in range(args.batches)])
-        results[size]["variable-length padding share"] = share
+    for size, share in shares.items():
         # Why the bound: the dense layers cost the same per token in both libraries, so skipping padding can
         # gain at most padded / real positions there (attention, quadratic in length, can gain a little more).
         print(f"{size}: {share:.1%} of the variable-length batches' positions are padding, so skipping all of it "

@@ -15,7 +15,7 @@ import evaluate
 METRICS_DIR = Path(__file__).resolve().parent
 
 # Names accepted by `load_metric`; each is a file `<name>.py` in METRICS_DIR defining one `evaluate.Metric`.
-# (squad_scoring.py, correlation.py and input_checks.py are helpers the metrics import, not metrics.)
+# (squad_scoring.py and shared.py are helpers the metrics import, not metrics.)
 AVAILABLE_METRICS = ("accuracy", "f1", "matthews_correlation", "pearsonr", "spearmanr", "squad", "squad_v2")
 
 

@@ -4,7 +4,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from .input_checks import require_predictions
+from .shared import require_predictions
 
 _DESCRIPTION = "Accuracy = (number of predictions equal to the reference) / (number of predictions)."
 

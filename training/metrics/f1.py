@@ -4,7 +4,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from .input_checks import require_predictions
+from .shared import require_predictions
 
 _DESCRIPTION = """F1 = 2 * precision * recall / (precision + recall), the harmonic mean of the two.
 `average="binary"` scores the class `pos_label` only; `average="macro"` is the unweighted mean of the

@@ -4,7 +4,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from .input_checks import require_predictions
+from .shared import require_predictions
 
 _DESCRIPTION = """Matthews correlation between predicted and reference labels, in [-1, 1] (1: perfect, 0: no
 better than chance). For K classes it is Gorodkin's R_K statistic computed from the confusion matrix C:

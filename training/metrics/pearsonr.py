@@ -3,11 +3,7 @@
 import evaluate
 from scipy import stats
 
-from .correlation import CorrelationMixin
-
-# Unused here, but `evaluate` copies only the relative imports of the metric script itself into its cache,
-# and correlation.py needs this one.
-from .input_checks import require_predictions as require_predictions
+from .shared import CorrelationMixin
 
 _DESCRIPTION = """Pearson's r: the linear correlation of predictions and references, in [-1, 1].
 r = cov(x, y) / (std(x) * std(y)). Needs at least two pairs; NaN when either side is constant.

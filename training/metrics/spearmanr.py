@@ -3,11 +3,7 @@
 import evaluate
 from scipy import stats
 
-from .correlation import CorrelationMixin
-
-# Unused here, but `evaluate` copies only the relative imports of the metric script itself into its cache,
-# and correlation.py needs this one.
-from .input_checks import require_predictions as require_predictions
+from .shared import CorrelationMixin
 
 _DESCRIPTION = """Spearman's rho: the Pearson correlation of the ranks of predictions and references (ties get
 their average rank), in [-1, 1]. Measures how monotonic the relation is, not how linear.

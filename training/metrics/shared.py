@@ -1,9 +1,21 @@
-"""What the two correlation metrics share (imported relatively, so `evaluate` copies it along)."""
+"""What the bundled metrics share: input validation and the body of the correlation metrics.
+
+One flat module on purpose: `evaluate` copies the relative imports of a metric script into its cache, but
+not the imports of those imports.
+"""
+
+from collections.abc import Sequence
 
 import datasets
 import evaluate
 
-from .input_checks import require_predictions
+
+def require_predictions(predictions: Sequence, references: Sequence) -> None:
+    """Raise a clear error for empty input, where every score would be a division by zero."""
+    if len(predictions) == 0:
+        raise ValueError("no predictions to score: the evaluation split is empty")
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
 
 
 class CorrelationMixin:
