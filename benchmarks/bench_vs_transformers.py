@@ -2,11 +2,18 @@
 
     python benchmarks/bench_vs_transformers.py                 # small (L4/H256) and base (L12/H768)
     python benchmarks/bench_vs_transformers.py --sizes small --repeats 7
+    python benchmarks/bench_vs_transformers.py --device cuda --batch-size 128 --peak-tflops 989
 
 Measures, for each size: inference tokens/s on variable-length batches (lengths uniform in [16, 128] for
 small, [32, 256] for base) and on full-length batches; one pretraining step (MLM + NSP, forward + backward +
 AdamW) on variable-length batches; and the peak memory of that step. Tokens/s counts real tokens only, so
 both models are credited for the same work. Ratios are ours / transformers'.
+
+On a GPU (`--device cuda`, bfloat16 by default): inference runs with weights in `--dtype`, the pretraining
+step with float32 weights under autocast to `--dtype` (what Trainer's `bf16=True` does), and peak memory is
+the CUDA allocator's. With `--peak-tflops` (the chip's dense matmul peak in `--dtype`), it also prints the
+model-FLOP utilization: the matmul FLOPs that the real tokens need (and, in pretraining, the labelled rows'
+vocabulary projection), per second, over that peak; the same useful work is credited to both libraries.
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ MASK_ID, VOCAB = 103, 30522
 class Batch:
     inputs: dict[str, torch.Tensor]
     real_tokens: int
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch({name: value.to(device) for name, value in self.inputs.items()}, self.real_tokens)
 
 
 def make_batch(batch_size: int, low: int, high: int, seed: int, full_length: bool = False) -> Batch:
@@ -73,25 +83,32 @@ def save_random_bert(size: str, directory: str, head: str) -> None:
     getattr(transformers, f"Bert{head}")(config).save_pretrained(directory)
 
 
-def build(size: str, directory: str, head: str, impl: str = "sdpa"):
+def build(size: str, directory: str, head: str, device: torch.device, dtype: torch.dtype = torch.float32):
     """Both libraries' models loaded from the same random BERT checkpoint."""
     save_random_bert(size, directory, head)
-    theirs = getattr(transformers, f"Bert{head}").from_pretrained(directory, attn_implementation=impl)
-    ours = getattr(modeling, f"OpenBert{head}").from_pretrained(directory, attn_implementation=impl)
-    return ours, theirs
+    theirs = getattr(transformers, f"Bert{head}").from_pretrained(directory, attn_implementation="sdpa")
+    ours = getattr(modeling, f"OpenBert{head}").from_pretrained(directory, attn_implementation="sdpa")
+    return ours.to(device, dtype), theirs.to(device, dtype)
 
 
-def alternate(runs: dict[str, callable], repeats: int) -> dict[str, float]:
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def alternate(runs: dict[str, callable], repeats: int, device: torch.device) -> dict[str, float]:
     """Median seconds of each callable, run in alternation after two warm-ups each (the first calls of a
     process on new shapes are slower)."""
     times = {name: [] for name in runs}
     for _ in range(2):
         for run in runs.values():
             run()
+    synchronize(device)
     for _ in range(repeats):
         for name, run in runs.items():
             start = time.perf_counter()
             run()
+            synchronize(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
@@ -101,57 +118,97 @@ def padding_share(batches: list[Batch]) -> float:
     return 1 - sum(b.real_tokens for b in batches) / sum(b.inputs["input_ids"].numel() for b in batches)
 
 
-def inference(size: str, batch_size: int, num_batches: int, repeats: int, full_length: bool) -> dict[str, float]:
+def forward_flops(size: str, batches: list[Batch], labelled: int = 0) -> float:
+    """Matmul FLOPs (2 per multiply-add) of one forward pass over the real tokens: every layer's dense
+    projections per token, attention scores and context per sequence (4 * length^2 * hidden), and the MLM
+    head on `labelled` rows. The FLOPs that padding or unlabelled vocabulary rows would add are not counted."""
+    spec = SIZES[size]
+    hidden, intermediate = spec["hidden_size"], spec["intermediate_size"]
+    tokens = sum(b.real_tokens for b in batches)
+    squares = sum(int(b.inputs["attention_mask"].sum(dim=1).square().sum()) for b in batches)
+    per_layer = 2 * tokens * (4 * hidden**2 + 2 * hidden * intermediate) + 4 * hidden * squares
+    return spec["num_hidden_layers"] * per_layer + 2 * labelled * (hidden**2 + hidden * VOCAB)
+
+
+@dataclass
+class Measure:
+    """Tokens/s of each library, and the useful FLOPs per run (for the model-FLOP utilization)."""
+    tokens_per_s: dict[str, float]
+    flops_per_run: float | None = None
+    seconds: dict[str, float] | None = None
+
+
+def inference(size: str, args: argparse.Namespace, full_length: bool) -> Measure:
     with tempfile.TemporaryDirectory() as directory:
-        ours, theirs = (m.eval() for m in build(size, directory, "Model"))
+        ours, theirs = (m.eval() for m in build(size, directory, "Model", args.device, args.dtype))
     low, high = SIZES[size]["lengths"]
-    batches = [make_batch(batch_size, low, high, seed, full_length) for seed in range(num_batches)]
+    batches = [make_batch(args.batch_size, low, high, seed, full_length) for seed in range(args.batches)]
+    on_device = [b.to(args.device) for b in batches]
 
     def runner(model):
         def run():
             with torch.inference_mode():
-                for batch in batches:
+                for batch in on_device:
                     model(**batch.inputs)
         return run
 
-    seconds = alternate({"openbert": runner(ours), "transformers": runner(theirs)}, repeats)
+    seconds = alternate({"openbert": runner(ours), "transformers": runner(theirs)}, args.repeats, args.device)
     tokens = sum(b.real_tokens for b in batches)
-    return {name: tokens / s for name, s in seconds.items()}
+    return Measure({name: tokens / s for name, s in seconds.items()}, forward_flops(size, batches), seconds)
 
 
-def pretraining_step_runner(model, batches):
+def pretraining_step_runner(model, batches, autocast_dtype: torch.dtype):
+    """One optimizer step per batch; float32 weights, the forward pass under autocast unless float32."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     model.train()
+    device_type = next(model.parameters()).device.type
 
     def run():
         for inputs in batches:
-            model(**inputs).loss.backward()
+            with torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype != torch.float32):
+                loss = model(**inputs).loss
+            loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
     return run
 
 
-def pretraining(size: str, batch_size: int, num_batches: int, repeats: int) -> dict[str, float]:
+def pretraining(size: str, args: argparse.Namespace) -> Measure:
     with tempfile.TemporaryDirectory() as directory:
-        ours, theirs = build(size, directory, "ForPreTraining")
+        ours, theirs = build(size, directory, "ForPreTraining", args.device)
     low, high = SIZES[size]["lengths"]
-    batches = [make_batch(batch_size, low, high, seed) for seed in range(num_batches)]
+    batches = [make_batch(args.batch_size, low, high, seed) for seed in range(args.batches)]
     inputs = [pretraining_batch(b, seed) for seed, b in enumerate(batches)]
-    seconds = alternate({"openbert": pretraining_step_runner(ours, inputs),
-                         "transformers": pretraining_step_runner(theirs, inputs)}, repeats)
+    labelled = sum(int((i["labels"] != -100).sum()) for i in inputs)
+    inputs = [{name: value.to(args.device) for name, value in i.items()} for i in inputs]
+    seconds = alternate({"openbert": pretraining_step_runner(ours, inputs, args.dtype),
+                         "transformers": pretraining_step_runner(theirs, inputs, args.dtype)},
+                        args.repeats, args.device)
     tokens = sum(b.real_tokens for b in batches)
-    return {name: tokens / s for name, s in seconds.items()}
+    # Backward costs twice the forward's matmuls.
+    return Measure({name: tokens / s for name, s in seconds.items()}, 3 * forward_flops(size, batches, labelled),
+                   seconds)
 
 
-def _peak_memory_child(directory: str, size: str, batch_size: int, library: str, queue) -> None:
-    """In a fresh process that loads only the measured model: the peak RSS of two pretraining steps
-    (optimizer state included) above the RSS of the loaded model and its batch, in MiB."""
+def _peak_memory_child(directory: str, size: str, args: argparse.Namespace, library: str, queue) -> None:
+    """In a fresh process that loads only the measured model: the peak memory of two pretraining steps
+    (optimizer state included) above that of the loaded model and its batch, in MiB. On CPU the process's
+    RSS, on CUDA the allocator's."""
     classes = {"openbert": modeling.OpenBertForPreTraining, "transformers": transformers.BertForPreTraining}
-    model = classes[library].from_pretrained(directory, attn_implementation="sdpa")
+    model = classes[library].from_pretrained(directory, attn_implementation="sdpa").to(args.device)
     low, high = SIZES[size]["lengths"]
-    inputs = pretraining_batch(make_batch(batch_size, low, high, 0), 0)
-    step = pretraining_step_runner(model, [inputs])
+    inputs = pretraining_batch(make_batch(args.batch_size, low, high, 0), 0)
+    inputs = {name: value.to(args.device) for name, value in inputs.items()}
+    step = pretraining_step_runner(model, [inputs], args.dtype)
     gc.collect()
+    if args.device.type == "cuda":
+        torch.cuda.synchronize(args.device)
+        torch.cuda.reset_peak_memory_stats(args.device)
+        baseline = torch.cuda.memory_allocated(args.device)
+        step()
+        step()
+        queue.put((torch.cuda.max_memory_allocated(args.device) - baseline) / 2**20)
+        return
     # Reset the kernel's high-water mark (VmHWM) so that it records the steps only. (`ru_maxrss` cannot
     # do this: Linux carries it over from the parent process, whose RSS holds all the other models.)
     with open("/proc/self/clear_refs", "w") as clear_refs:
@@ -170,18 +227,18 @@ def _proc_status_kib(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def peak_memory(size: str, batch_size: int) -> dict[str, float]:
+def peak_memory(size: str, args: argparse.Namespace) -> Measure:
     context = multiprocessing.get_context("spawn")
     result = {}
     with tempfile.TemporaryDirectory() as directory:
         save_random_bert(size, directory, "ForPreTraining")  # the checkpoint both children load
         for library in ("openbert", "transformers"):
             queue = context.Queue()
-            process = context.Process(target=_peak_memory_child, args=(directory, size, batch_size, library, queue))
+            process = context.Process(target=_peak_memory_child, args=(directory, size, args, library, queue))
             process.start()
             result[library] = queue.get()
             process.join()
-    return result
+    return Measure(result)
 
 
 def main() -> None:
@@ -192,31 +249,49 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6,
                         help="distinct batches per measure (default 6); with few, the padding of the variable-length "
                              "batches strays from what uniform lengths give on average")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                        help="compute dtype (default: bfloat16 on cuda, float32 on cpu)")
+    parser.add_argument("--peak-tflops", type=float,
+                        help="the device's dense matmul peak in --dtype, e.g. 989 for an H100/H200 in bfloat16; "
+                             "prints the model-FLOP utilization")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
+    args.device = torch.device(args.device)
+    args.dtype = getattr(torch, args.dtype or ("bfloat16" if args.device.type == "cuda" else "float32"))
 
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}; {args.batches} batches of {args.batch_size}, "
-          f"median of {args.repeats}")
+    where = torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else (
+        f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {where}, {args.dtype}; "
+          f"{args.batches} batches of {args.batch_size}, median of {args.repeats}")
     rows, results, shares = [], {}, {}
     for size in args.sizes:
         measured = {
-            "inference, variable length (tokens/s)": inference(size, args.batch_size, args.batches, args.repeats,
-                                                               False),
-            "inference, full length (tokens/s)": inference(size, args.batch_size, args.batches, args.repeats, True),
-            "pretraining step, variable length (tokens/s)": pretraining(size, args.batch_size, args.batches,
-                                                                        args.repeats),
-            "pretraining step peak memory (MiB)": peak_memory(size, args.batch_size),
+            "inference, variable length (tokens/s)": inference(size, args, full_length=False),
+            "inference, full length (tokens/s)": inference(size, args, full_length=True),
+            "pretraining step, variable length (tokens/s)": pretraining(size, args),
+            "pretraining step peak memory (MiB)": peak_memory(size, args),
         }
         low, high = SIZES[size]["lengths"]
         shares[size] = padding_share([make_batch(args.batch_size, low, high, seed) for seed in range(args.batches)])
-        results[size] = {**measured, "variable-length padding share": shares[size]}
-        for name, values in measured.items():
-            rows.append((size, name, values["openbert"], values["transformers"],
-                         values["openbert"] / values["transformers"]))
-    print("\n| size | measure | openbert | transformers | ratio |\n|---|---|---:|---:|---:|")
-    for size, name, ours, theirs, ratio in rows:
-        print(f"| {size} | {name} | {ours:,.0f} | {theirs:,.0f} | {ratio:.2f}x |")
+        results[size] = {name: m.tokens_per_s for name, m in measured.items()}
+        results[size]["variable-length padding share"] = shares[size]
+        for name, m in measured.items():
+            ours, theirs = m.tokens_per_s["openbert"], m.tokens_per_s["transformers"]
+            mfu = {}
+            if args.peak_tflops and m.flops_per_run:
+                mfu = {lib: m.flops_per_run / s / (args.peak_tflops * 1e12) for lib, s in m.seconds.items()}
+                results[size][name.split(" (")[0] + " MFU"] = mfu
+            rows.append((size, name, ours, theirs, ours / theirs, mfu))
+    mfu_header = " | MFU openbert | MFU transformers" if args.peak_tflops else ""
+    print(f"\n| size | measure | openbert | transformers | ratio{mfu_header} |\n|---|---|---:|---:|---:|"
+          + ("---:|---:|" if args.peak_tflops else ""))
+    for size, name, ours, theirs, ratio, mfu in rows:
+        cells = [f"{ours:,.0f}", f"{theirs:,.0f}", f"{ratio:.2f}x"]
+        if args.peak_tflops:
+            cells += [f"{mfu[lib]:.1%}" if mfu else "" for lib in ("openbert", "transformers")]
+        print(f"| {size} | {name} | " + " | ".join(cells) + " |")
     print()
     for size, share in shares.items():
         # Why the bound: the dense layers cost the same per token in both libraries, so skipping padding can

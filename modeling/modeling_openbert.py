@@ -5,10 +5,10 @@ self-attention blocks. Parameter names are BERT's, so transformers' BERT checkpo
 
 One thing differs from transformers' BERT: inside the encoder, activations are a 2-D `(num_tokens, hidden)`
 tensor (see `TokenLayout`). When a batch has padding, only the real tokens are in it, so the dense layers,
-which do almost all of the work, never compute on padding. Attention then runs sequence by sequence on the
-packed tokens (`sdpa` on CPU, see `sdpa_per_sequence`), or on the padded `(batch, heads, seq, head_dim)`
-layout through transformers' attention interface (`eager`, which can return the probabilities, and every
-implementation on GPUs).
+which do almost all of the work, never compute on padding. With `sdpa`, attention then runs on the packed
+tokens too (`attend_packed`: one variable-length kernel call on GPUs, sequence by sequence on CPUs);
+otherwise on the padded `(batch, heads, seq, head_dim)` layout through transformers' attention interface
+(`eager`, which can return the probabilities, and any other implementation).
 
 This file is copied next to every saved checkpoint (remote code), so it imports only transformers, torch
 and its sibling configuration file.
@@ -72,19 +72,22 @@ class TokenLayout:
     """
 
     def __init__(self, attention_mask: torch.Tensor | None, batch_size: int, seq_len: int, unpad: bool,
-                 per_sequence_min_pairs: float | None = None):
+                 packed_attention_min_pairs: float | None = None):
         self.batch_size, self.seq_len = batch_size, seq_len
         self.indices: torch.Tensor | None = None  # flat positions of the real tokens, (num_tokens,)
-        # Real tokens per sequence, set when attention runs on the packed tokens (`sdpa_per_sequence`)
-        # instead of the padded layout: allowed (`per_sequence_min_pairs` given) and worth it (the padded
-        # layout would compute at least that many query-key pairs of padding per sequence).
+        # Set when attention runs on the packed tokens (`attend_packed`) instead of the padded layout: allowed
+        # (`packed_attention_min_pairs` given) and worth it (the padded layout would compute at least that many
+        # query-key pairs of padding per sequence). `lengths`: real tokens per sequence; `cu_seqlens`:
+        # `(batch + 1,)` int32 offsets of each sequence's first token, the form varlen kernels take.
         self.lengths: list[int] | None = None
+        self.cu_seqlens: torch.Tensor | None = None
         if unpad and attention_mask is not None and not bool(attention_mask.all()):
             self.indices = attention_mask.flatten().nonzero().squeeze(-1)
-            if per_sequence_min_pairs is not None:
+            if packed_attention_min_pairs is not None:
                 lengths = attention_mask.sum(dim=1)
-                if seq_len**2 - float(lengths.double().square().mean()) >= per_sequence_min_pairs:
+                if seq_len**2 - float(lengths.double().square().mean()) >= packed_attention_min_pairs:
                     self.lengths = lengths.tolist()
+                    self.cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """`(batch, seq, *rest)` -> `(num_tokens, *rest)`."""
@@ -122,24 +125,49 @@ def eager_attention_forward(
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
 
 
-def sdpa_per_sequence(qkv: torch.Tensor, lengths: list[int], dropout: float, scaling: float) -> torch.Tensor:
+def attend_packed(qkv: torch.Tensor, layout: TokenLayout, dropout: float, scaling: float) -> torch.Tensor:
     """Attention of each sequence over its own real tokens, straight from the packed layout.
 
-    qkv: `(num_tokens, 3, heads, head_dim)`, the tokens of sequence 0, then sequence 1, ...; lengths: real
-    tokens per sequence. Returns `(num_tokens, heads * head_dim)`, same order.
+    qkv: `(num_tokens, 3, heads, head_dim)`, the tokens of sequence 0, then sequence 1, ... (`layout.lengths`).
+    Returns `(num_tokens, heads * head_dim)`, same order.
 
-    Why: on CPUs, one unmasked SDPA call per sequence costs less than scattering the batch back to its
-    padded layout and attending there with a mask: nothing is computed for padded keys or queries and the
-    two copies between layouts disappear. On GPUs the Python loop would be launch-bound, so they keep the
-    padded layout.
+    Why: nothing is computed for padded keys or queries, and the two copies between the packed and the padded
+    layout disappear. GPUs do it in one variable-length kernel call; CPUs, which have none, in one unmasked SDPA
+    call per sequence (on GPUs such a Python loop would be launch-bound).
     """
+    if qkv.device.type == "cuda":
+        return varlen_attention_cuda(qkv, layout.cu_seqlens, max(layout.lengths), dropout, scaling)
     outputs = []
-    for sequence in qkv.split(lengths):
+    for sequence in qkv.split(layout.lengths):
         # Each (1, heads, length, head_dim): CPU's fused (flash) kernel takes 4-D inputs only.
         query, key, value = sequence.permute(1, 2, 0, 3).unsqueeze(1).unbind(0)
         context = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=scaling)
         outputs.append(context[0].transpose(0, 1).flatten(1))
     return torch.cat(outputs)
+
+
+def varlen_attention_cuda(
+    qkv: torch.Tensor, cu_seqlens: torch.Tensor, max_len: int, dropout: float, scaling: float
+) -> torch.Tensor:
+    """`attend_packed` on a CUDA device: the variable-length kernels that SDPA itself dispatches to.
+
+    Flash attention for half precision on Ampere or newer, the memory-efficient kernel otherwise (it also takes
+    float32). They are called through `torch.ops.aten` because the public `torch.nn.attention.varlen.varlen_attn`
+    has no dropout, which BERT training uses. Both ops have autograd formulas, so training works as with SDPA.
+    """
+    query, key, value = qkv.unbind(1)  # each (num_tokens, heads, head_dim), rows strided: the kernels take that
+    if qkv.dtype in (torch.float16, torch.bfloat16) and torch.cuda.get_device_capability(qkv.device) >= (8, 0):
+        context = torch.ops.aten._flash_attention_forward(
+            query, key, value, cu_seqlens, cu_seqlens, max_len, max_len, dropout, False, False, scale=scaling
+        )[0]
+    else:
+        # The backward pass needs the log-sum-exp; only compute it when there will be one.
+        with_lse = torch.is_grad_enabled() and qkv.requires_grad
+        context = torch.ops.aten._efficient_attention_forward(
+            query[None], key[None], value[None], None, cu_seqlens, cu_seqlens, max_len, max_len, dropout, 0,
+            with_lse, scale=scaling,
+        )[0][0]
+    return context.flatten(1)
 
 
 class OpenBertEmbeddings(nn.Module):
@@ -202,7 +230,7 @@ class OpenBertSelfAttention(nn.Module):
         dropout = self.dropout_prob if self.training else 0.0
         if layout.lengths is not None:
             qkv = qkv.view(-1, 3, self.num_heads, self.head_dim)
-            return sdpa_per_sequence(qkv, layout.lengths, dropout, self.scaling), None
+            return attend_packed(qkv, layout, dropout, self.scaling), None
         qkv = layout.unpack(qkv)
         qkv = qkv.view(layout.batch_size, layout.seq_len, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         query, key, value = qkv.unbind(0)  # each (batch, heads, seq, head_dim)
@@ -354,7 +382,7 @@ def _check_id_range(name: str, ids: torch.Tensor | None, limit: int, fix: str) -
     """Raise a ValueError (instead of an IndexError or a native crash) for ids outside [0, limit)."""
     if ids is None or ids.numel() == 0 or torch.compiler.is_compiling():
         return
-    low, high = int(ids.min()), int(ids.max())
+    low, high = torch.stack(torch.aminmax(ids)).tolist()  # one device sync, not two
     if low < 0 or high >= limit:
         raise ValueError(f"{name} contains {low if low < 0 else high}, outside the valid range [0, {limit}): {fix}")
 
@@ -466,12 +494,15 @@ class OpenBertModel(OpenBertPreTrainedModel):
             position_ids = torch.arange(seq_len, device=device)
         position_ids = position_ids.expand(batch_size, seq_len)
 
-        # sdpa on CPU may attend sequence by sequence on the packed tokens (see `sdpa_per_sequence` and
-        # PER_SEQUENCE_ATTENTION_MIN_WORK); never under torch.compile, which would trace one graph per
-        # pattern of sequence lengths.
-        per_sequence = (config._attn_implementation == "sdpa" and device.type == "cpu"
-                        and not torch.compiler.is_compiling())
-        min_pairs = PER_SEQUENCE_ATTENTION_MIN_WORK / config.hidden_size if per_sequence else None
+        # sdpa attends on the packed tokens (`attend_packed`): on GPUs whenever there is padding, on CPUs when
+        # enough of it (PER_SEQUENCE_ATTENTION_MIN_WORK); never under torch.compile, which would trace one graph
+        # per pattern of sequence lengths.
+        min_pairs = None
+        if config._attn_implementation == "sdpa" and not torch.compiler.is_compiling():
+            if device.type == "cuda":
+                min_pairs = 0.0
+            elif device.type == "cpu":
+                min_pairs = PER_SEQUENCE_ATTENTION_MIN_WORK / config.hidden_size
         layout = TokenLayout(attention_mask, batch_size, seq_len, config.unpad_inputs, min_pairs)
         hidden_states = self.embeddings(
             None if input_ids is None else layout.pack(input_ids),

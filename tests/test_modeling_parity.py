@@ -270,9 +270,9 @@ def test_sdpa_paths_match_transformers_on_any_mask(tmp_path, monkeypatch, per_se
     """On CPU, sdpa with padding attends sequence by sequence on packed tokens (when padding would waste
     enough attention) or on the padded layout: both give transformers' outputs and gradients for left
     padding, holes in the mask and a row with one real token."""
-    calls, attend = [], modeling_openbert.sdpa_per_sequence
+    calls, attend = [], modeling_openbert.attend_packed
     monkeypatch.setattr(modeling_openbert, "PER_SEQUENCE_ATTENTION_MIN_WORK", 0 if per_sequence else 1e12)
-    monkeypatch.setattr(modeling_openbert, "sdpa_per_sequence", lambda *args: calls.append(1) or attend(*args))
+    monkeypatch.setattr(modeling_openbert, "attend_packed", lambda *args: calls.append(1) or attend(*args))
     hf_model, ob_model = load_pair(tmp_path, transformers.BertModel, modeling.OpenBertModel, "sdpa")
     inputs = make_inputs()
     inputs["attention_mask"] = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1],
