@@ -16,6 +16,7 @@ and its sibling configuration file.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -81,13 +82,17 @@ class TokenLayout:
         # `(batch + 1,)` int32 offsets of each sequence's first token, the form varlen kernels take.
         self.lengths: list[int] | None = None
         self.cu_seqlens: torch.Tensor | None = None
-        if unpad and attention_mask is not None and not bool(attention_mask.all()):
-            self.indices = attention_mask.flatten().nonzero().squeeze(-1)
-            if packed_attention_min_pairs is not None:
-                lengths = attention_mask.sum(dim=1)
-                if seq_len**2 - float(lengths.double().square().mean()) >= packed_attention_min_pairs:
-                    self.lengths = lengths.tolist()
-                    self.cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+        if not unpad or attention_mask is None:
+            return
+        lengths = attention_mask.count_nonzero(dim=1)
+        counts = lengths.tolist()  # the layout's one device sync: the real tokens' count is known from here on
+        if sum(counts) == batch_size * seq_len:
+            return
+        self.indices = torch.nonzero_static(attention_mask.flatten(), size=sum(counts)).squeeze(-1)
+        mean_square = sum(count * count for count in counts) / batch_size
+        if packed_attention_min_pairs is not None and seq_len**2 - mean_square >= packed_attention_min_pairs:
+            self.lengths = counts
+            self.cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """`(batch, seq, *rest)` -> `(num_tokens, *rest)`."""
@@ -146,6 +151,11 @@ def attend_packed(qkv: torch.Tensor, layout: TokenLayout, dropout: float, scalin
     return torch.cat(outputs)
 
 
+@functools.lru_cache
+def _cuda_capability(device_index: int) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(device_index)
+
+
 def varlen_attention_cuda(
     qkv: torch.Tensor, cu_seqlens: torch.Tensor, max_len: int, dropout: float, scaling: float
 ) -> torch.Tensor:
@@ -156,7 +166,7 @@ def varlen_attention_cuda(
     has no dropout, which BERT training uses. Both ops have autograd formulas, so training works as with SDPA.
     """
     query, key, value = qkv.unbind(1)  # each (num_tokens, heads, head_dim), rows strided: the kernels take that
-    if qkv.dtype in (torch.float16, torch.bfloat16) and torch.cuda.get_device_capability(qkv.device) >= (8, 0):
+    if qkv.dtype in (torch.float16, torch.bfloat16) and _cuda_capability(qkv.device.index) >= (8, 0):
         context = torch.ops.aten._flash_attention_forward(
             query, key, value, cu_seqlens, cu_seqlens, max_len, max_len, dropout, False, False, scale=scaling
         )[0]
@@ -378,13 +388,21 @@ class OpenBertForPreTrainingOutput(ModelOutput):
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
-def _check_id_range(name: str, ids: torch.Tensor | None, limit: int, fix: str) -> None:
-    """Raise a ValueError (instead of an IndexError or a native crash) for ids outside [0, limit)."""
-    if ids is None or ids.numel() == 0 or torch.compiler.is_compiling():
+def _check_id_ranges(*checks: tuple[str, torch.Tensor | None, int, str]) -> None:
+    """Raise a ValueError (instead of an IndexError or a native crash) for ids outside [0, limit).
+
+    Each check is `(name, ids or None, limit, how to fix it)`. All of them cost one device sync together,
+    which on GPUs stalls the queue of launched kernels.
+    """
+    checks = tuple(check for check in checks if check[1] is not None and check[1].numel() > 0)
+    if not checks or torch.compiler.is_compiling():
         return
-    low, high = torch.stack(torch.aminmax(ids)).tolist()  # one device sync, not two
-    if low < 0 or high >= limit:
-        raise ValueError(f"{name} contains {low if low < 0 else high}, outside the valid range [0, {limit}): {fix}")
+    bounds = torch.stack([bound.long() for _, ids, _, _ in checks for bound in torch.aminmax(ids)]).tolist()
+    for (name, _, limit, fix), low, high in zip(checks, bounds[::2], bounds[1::2], strict=True):
+        if low < 0 or high >= limit:
+            raise ValueError(
+                f"{name} contains {low if low < 0 else high}, outside the valid range [0, {limit}): {fix}"
+            )
 
 
 class OpenBertPreTrainedModel(PreTrainedModel):
@@ -476,17 +494,13 @@ class OpenBertModel(OpenBertPreTrainedModel):
                 f"output_attentions=True needs attn_implementation='eager' (this model uses "
                 f"{config._attn_implementation!r}); load it with from_pretrained(..., attn_implementation='eager')."
             )
-        _check_id_range(
-            "input_ids", input_ids, self.embeddings.word_embeddings.num_embeddings,
-            "use this model's tokenizer, or call resize_token_embeddings() after adding tokens.",
-        )
-        _check_id_range(
-            "token_type_ids", token_type_ids, config.type_vocab_size,
-            f"segment ids must be below config.type_vocab_size={config.type_vocab_size}.",
-        )
-        _check_id_range(
-            "position_ids", position_ids, config.max_position_embeddings,
-            f"positions must be below config.max_position_embeddings={config.max_position_embeddings}.",
+        _check_id_ranges(
+            ("input_ids", input_ids, self.embeddings.word_embeddings.num_embeddings,
+             "use this model's tokenizer, or call resize_token_embeddings() after adding tokens."),
+            ("token_type_ids", token_type_ids, config.type_vocab_size,
+             f"segment ids must be below config.type_vocab_size={config.type_vocab_size}."),
+            ("position_ids", position_ids, config.max_position_embeddings,
+             f"positions must be below config.max_position_embeddings={config.max_position_embeddings}."),
         )
         if token_type_ids is None:
             token_type_ids = torch.zeros(batch_size, seq_len, dtype=torch.long, device=device)
@@ -546,7 +560,7 @@ def _masked_lm(
     vocab_size = head.decoder.out_features
     selected = labels != IGNORE_INDEX
     targets = labels[selected]
-    _check_id_range("labels", targets, vocab_size, "MLM labels are token ids, or -100 for positions to ignore.")
+    _check_id_ranges(("labels", targets, vocab_size, "MLM labels are token ids, or -100 for positions to ignore."))
     logits = head(sequence_output[selected])
     return logits, F.cross_entropy(logits, targets)
 
