@@ -513,7 +513,10 @@ class OpenBertModel(OpenBertPreTrainedModel):
         # per pattern of sequence lengths.
         min_pairs = None
         if config._attn_implementation == "sdpa" and not torch.compiler.is_compiling():
-            if device.type == "cuda":
+            head_dim = config.hidden_size // config.num_attention_heads
+            # Head sizes that flash attention takes as they are (tested on an H200); for others, the padded
+            # layout lets SDPA choose a kernel.
+            if device.type == "cuda" and head_dim % 8 == 0 and head_dim <= 256:
                 min_pairs = 0.0
             elif device.type == "cpu":
                 min_pairs = PER_SEQUENCE_ATTENTION_MIN_WORK / config.hidden_size
