@@ -132,10 +132,17 @@ def forward_flops(size: str, batches: list[Batch], labelled: int = 0) -> float:
 
 @dataclass
 class Measure:
-    """Tokens/s of each library, and the useful FLOPs per run (for the model-FLOP utilization)."""
-    tokens_per_s: dict[str, float]
-    flops_per_run: float | None = None
-    seconds: dict[str, float] | None = None
+    """Each library's value (tokens/s, or MiB for memory), the useful FLOPs per second behind a throughput
+    (for the model-FLOP utilization), and the padding share of the measured batches."""
+    values: dict[str, float]
+    flops_per_s: dict[str, float] | None = None
+    padding_share: float | None = None
+
+
+def throughput(batches: list[Batch], seconds: dict[str, float], flops_per_run: float) -> Measure:
+    tokens = sum(b.real_tokens for b in batches)
+    return Measure({name: tokens / s for name, s in seconds.items()},
+                   {name: flops_per_run / s for name, s in seconds.items()}, padding_share(batches))
 
 
 def inference(size: str, args: argparse.Namespace, full_length: bool) -> Measure:
@@ -153,8 +160,7 @@ def inference(size: str, args: argparse.Namespace, full_length: bool) -> Measure
         return run
 
     seconds = alternate({"openbert": runner(ours), "transformers": runner(theirs)}, args.repeats, args.device)
-    tokens = sum(b.real_tokens for b in batches)
-    return Measure({name: tokens / s for name, s in seconds.items()}, forward_flops(size, batches), seconds)
+    return throughput(batches, seconds, forward_flops(size, batches))
 
 
 def pretraining_step_runner(model, batches, autocast_dtype: torch.dtype):
@@ -184,10 +190,8 @@ def pretraining(size: str, args: argparse.Namespace) -> Measure:
     seconds = alternate({"openbert": pretraining_step_runner(ours, inputs, args.dtype),
                          "transformers": pretraining_step_runner(theirs, inputs, args.dtype)},
                         args.repeats, args.device)
-    tokens = sum(b.real_tokens for b in batches)
     # Backward costs twice the forward's matmuls.
-    return Measure({name: tokens / s for name, s in seconds.items()}, 3 * forward_flops(size, batches, labelled),
-                   seconds)
+    return throughput(batches, seconds, 3 * forward_flops(size, batches, labelled))
 
 
 def _peak_memory_child(directory: str, size: str, args: argparse.Namespace, library: str, queue) -> None:
@@ -205,18 +209,19 @@ def _peak_memory_child(directory: str, size: str, args: argparse.Namespace, libr
         torch.cuda.synchronize(args.device)
         torch.cuda.reset_peak_memory_stats(args.device)
         baseline = torch.cuda.memory_allocated(args.device)
-        step()
-        step()
-        queue.put((torch.cuda.max_memory_allocated(args.device) - baseline) / 2**20)
-        return
-    # Reset the kernel's high-water mark (VmHWM) so that it records the steps only. (`ru_maxrss` cannot
-    # do this: Linux carries it over from the parent process, whose RSS holds all the other models.)
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
-    baseline = _proc_status_kib("VmRSS")
+        def peak() -> int:
+            return torch.cuda.max_memory_allocated(args.device)
+    else:
+        # Reset the kernel's high-water mark (VmHWM) so that it records the steps only. (`ru_maxrss` cannot
+        # do this: Linux carries it over from the parent process, whose RSS holds all the other models.)
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        baseline = _proc_status_kib("VmRSS") * 1024
+        def peak() -> int:
+            return _proc_status_kib("VmHWM") * 1024
     step()
     step()
-    queue.put((_proc_status_kib("VmHWM") - baseline) / 1024)
+    queue.put((peak() - baseline) / 2**20)
 
 
 def _proc_status_kib(field: str) -> int:
@@ -267,22 +272,22 @@ def main() -> None:
           f"{args.batches} batches of {args.batch_size}, median of {args.repeats}")
     rows, results, shares = [], {}, {}
     for size in args.sizes:
+        variable = inference(size, args, full_length=False)
         measured = {
-            "inference, variable length (tokens/s)": inference(size, args, full_length=False),
+            "inference, variable length (tokens/s)": variable,
             "inference, full length (tokens/s)": inference(size, args, full_length=True),
             "pretraining step, variable length (tokens/s)": pretraining(size, args),
             "pretraining step peak memory (MiB)": peak_memory(size, args),
         }
-        low, high = SIZES[size]["lengths"]
-        shares[size] = padding_share([make_batch(args.batch_size, low, high, seed) for seed in range(args.batches)])
-        results[size] = {name: m.tokens_per_s for name, m in measured.items()}
+        shares[size] = variable.padding_share
+        results[size] = {name: m.values for name, m in measured.items()}
         results[size]["variable-length padding share"] = shares[size]
         for name, m in measured.items():
-            ours, theirs = m.tokens_per_s["openbert"], m.tokens_per_s["transformers"]
+            ours, theirs = m.values["openbert"], m.values["transformers"]
             mfu = {}
-            if args.peak_tflops and m.flops_per_run:
-                mfu = {lib: m.flops_per_run / s / (args.peak_tflops * 1e12) for lib, s in m.seconds.items()}
-                results[size][name.split(" (")[0] + " MFU"] = mfu
+            if args.peak_tflops and m.flops_per_s:
+                mfu = {lib: flops / (args.peak_tflops * 1e12) for lib, flops in m.flops_per_s.items()}
+                results[size][f"{name} MFU"] = mfu
             rows.append((size, name, ours, theirs, ours / theirs, mfu))
     mfu_header = " | MFU openbert | MFU transformers" if args.peak_tflops else ""
     print(f"\n| size | measure | openbert | transformers | ratio{mfu_header} |\n|---|---|---:|---:|---:|"
