@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import modeling
+from modeling import modeling_openbert
 
 TINY = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
             max_position_embeddings=32)
@@ -64,6 +65,28 @@ def test_dropout_is_active_in_training_only():
     assert not torch.equal(model(input_ids).last_hidden_state, model(input_ids).last_hidden_state)
     model.eval()
     assert torch.equal(model(input_ids).last_hidden_state, model(input_ids).last_hidden_state)
+
+
+@pytest.mark.parametrize("path", [
+    "padded",
+    "packed",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")),
+])
+def test_attention_dropout_is_active_in_training_only(monkeypatch, path):
+    """Attention dropout alone (hidden dropout off) changes training outputs, on the padded layout and on the
+    packed tokens (CPU's per-sequence SDPA; CUDA's variable-length kernel, whose dropout is its own)."""
+    monkeypatch.setattr(modeling_openbert, "PER_SEQUENCE_ATTENTION_MIN_WORK", 1e12 if path == "padded" else 0)
+    packed_calls, attend = [], modeling_openbert.attend_packed
+    monkeypatch.setattr(modeling_openbert, "attend_packed", lambda *args: packed_calls.append(1) or attend(*args))
+    config = modeling.OpenBertConfig(**TINY, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.5)
+    device = torch.device("cuda" if path == "cuda" else "cpu")
+    model = modeling.OpenBertModel(config).to(device)
+    batch = {k: v.to(device) for k, v in pretraining_batch().items() if k in ("input_ids", "attention_mask")}
+    model.train()
+    assert not torch.equal(model(**batch).last_hidden_state, model(**batch).last_hidden_state)
+    model.eval()
+    assert torch.equal(model(**batch).last_hidden_state, model(**batch).last_hidden_state)
+    assert len(packed_calls) == (0 if path == "padded" else 4 * config.num_hidden_layers)
 
 
 class _Batches(torch.utils.data.Dataset):
