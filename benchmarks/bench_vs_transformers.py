@@ -6,8 +6,10 @@
 
 Measures, for each size: inference tokens/s on variable-length batches (lengths uniform in [16, 128] for
 small, [32, 256] for base) and on full-length batches; one pretraining step (MLM + NSP, forward + backward +
-AdamW) on variable-length batches; and the peak memory of that step. Tokens/s counts real tokens only, so
-both models are credited for the same work. Ratios are ours / transformers'.
+AdamW) on variable-length batches, with openbert configured as its pretraining runs it (`sparse_prediction`)
+and with its default config (full MLM logits, like transformers); and the peak memory of the former.
+Tokens/s counts real tokens only, so both models are credited for the same work. Ratios are ours /
+transformers'.
 
 On a GPU (`--device cuda`, bfloat16 by default): inference runs with weights in `--dtype`, the pretraining
 step with float32 weights under autocast to `--dtype` (what Trainer's `bf16=True` does), and peak memory is
@@ -83,11 +85,14 @@ def save_random_bert(size: str, directory: str, head: str) -> None:
     getattr(transformers, f"Bert{head}")(config).save_pretrained(directory)
 
 
-def build(size: str, directory: str, head: str, device: torch.device, dtype: torch.dtype = torch.float32):
-    """Both libraries' models loaded from the same random BERT checkpoint."""
+def build(size: str, directory: str, head: str, device: torch.device, dtype: torch.dtype = torch.float32,
+          **openbert_config):
+    """Both libraries' models loaded from the same random BERT checkpoint (`openbert_config`: openbert-only
+    config fields, e.g. `sparse_prediction=True`)."""
     save_random_bert(size, directory, head)
     theirs = getattr(transformers, f"Bert{head}").from_pretrained(directory, attn_implementation="sdpa")
-    ours = getattr(modeling, f"OpenBert{head}").from_pretrained(directory, attn_implementation="sdpa")
+    ours = getattr(modeling, f"OpenBert{head}").from_pretrained(directory, attn_implementation="sdpa",
+                                                               **openbert_config)
     return ours.to(device, dtype), theirs.to(device, dtype)
 
 
@@ -179,9 +184,11 @@ def pretraining_step_runner(model, batches, autocast_dtype: torch.dtype):
     return run
 
 
-def pretraining(size: str, args: argparse.Namespace) -> Measure:
+def pretraining(size: str, args: argparse.Namespace, sparse_prediction: bool) -> Measure:
+    """openbert as `training.pretrain` runs it (`sparse_prediction=True`: MLM logits for labelled rows only), or
+    with the default config (full `(batch, seq, vocab)` logits, as transformers computes them)."""
     with tempfile.TemporaryDirectory() as directory:
-        ours, theirs = build(size, directory, "ForPreTraining", args.device)
+        ours, theirs = build(size, directory, "ForPreTraining", args.device, sparse_prediction=sparse_prediction)
     low, high = SIZES[size]["lengths"]
     batches = [make_batch(args.batch_size, low, high, seed) for seed in range(args.batches)]
     inputs = [pretraining_batch(b, seed) for seed, b in enumerate(batches)]
@@ -199,7 +206,8 @@ def _peak_memory_child(directory: str, size: str, args: argparse.Namespace, libr
     (optimizer state included) above that of the loaded model and its batch, in MiB. On CPU the process's
     RSS, on CUDA the allocator's."""
     classes = {"openbert": modeling.OpenBertForPreTraining, "transformers": transformers.BertForPreTraining}
-    model = classes[library].from_pretrained(directory, attn_implementation="sdpa").to(args.device)
+    openbert_config = {"sparse_prediction": True} if library == "openbert" else {}
+    model = classes[library].from_pretrained(directory, attn_implementation="sdpa", **openbert_config).to(args.device)
     low, high = SIZES[size]["lengths"]
     inputs = pretraining_batch(make_batch(args.batch_size, low, high, 0), 0)
     inputs = {name: value.to(args.device) for name, value in inputs.items()}
@@ -276,7 +284,8 @@ def main() -> None:
         measured = {
             "inference, variable length (tokens/s)": variable,
             "inference, full length (tokens/s)": inference(size, args, full_length=True),
-            "pretraining step, variable length (tokens/s)": pretraining(size, args),
+            "pretraining step, variable length (tokens/s)": pretraining(size, args, sparse_prediction=True),
+            "pretraining step, default config: full MLM logits (tokens/s)": pretraining(size, args, False),
             "pretraining step peak memory (MiB)": peak_memory(size, args),
         }
         shares[size] = variable.padding_share

@@ -12,6 +12,7 @@ from . import modeling_openbert
 from .configuration_openbert import OpenBertConfig
 from .modeling_openbert import (
     AUTO_CLASS_NAMES,
+    IGNORE_INDEX,
     OpenBertForMaskedLM,
     OpenBertForMultipleChoice,
     OpenBertForNextSentencePrediction,
@@ -32,6 +33,7 @@ for auto_name, class_name in AUTO_CLASS_NAMES.items():
 
 __all__ = [
     "AUTO_CLASS_NAMES",
+    "IGNORE_INDEX",
     "OpenBertConfig",
     "OpenBertForMaskedLM",
     "OpenBertForMultipleChoice",

@@ -30,9 +30,14 @@ class OpenBertConfig(PreTrainedConfig):
         classifier_dropout: dropout before classification heads; `None` means `hidden_dropout_prob`.
         position_embedding_type: only `"absolute"` (learned positions), as in BERT; present so that BERT
             configs that spell it out load.
-        unpad_inputs: run the dense layers on real tokens only when a batch has padding (same values at real
+        unpad_inputs: run the encoder on real tokens only when a batch has padding (same values at real
             positions; padded positions of `last_hidden_state` then hold zeros). Set `False` to compute padded
-            positions the way transformers' BERT does.
+            positions the way transformers' BERT does. Calls that record hidden states or attentions, and
+            traced graphs (torch.compile, torch.export, ONNX), always use the padded layout.
+        sparse_prediction: with masked-LM `labels`, project only the labelled positions onto the vocabulary:
+            `logits` become `(num_labelled, vocab_size)` instead of `(batch, seq, vocab_size)` (the name
+            ModernBERT uses for the same option). Saves most of the MLM head's work in pretraining, which
+            turns it on; off by default, so logits keep transformers' shape.
     """
 
     model_type = "openbert"
@@ -53,6 +58,7 @@ class OpenBertConfig(PreTrainedConfig):
     classifier_dropout: float | int | None = None
     position_embedding_type: str = "absolute"
     unpad_inputs: bool = True
+    sparse_prediction: bool = False
     tie_word_embeddings: bool = True
 
     @classmethod

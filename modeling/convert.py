@@ -23,7 +23,9 @@ from transformers import AutoTokenizer, BertConfig
 from . import modeling_openbert
 
 # Config fields that only openbert knows; transformers' BertConfig would carry them along as clutter.
-OPENBERT_ONLY_FIELDS = ("unpad_inputs", "auto_map", "architectures", "model_type", "transformers_version")
+OPENBERT_ONLY_FIELDS = (
+    "unpad_inputs", "sparse_prediction", "auto_map", "architectures", "model_type", "transformers_version"
+)
 
 
 def _architecture(checkpoint: Path, prefix: str) -> str:

@@ -1,22 +1,21 @@
 """openbert: BERT's bidirectional Transformer encoder and its task heads, as transformers models.
 
 The encoder is BERT's (Devlin et al., 2019): token + position + segment embeddings, then post-LayerNorm
-self-attention blocks. Parameter names are BERT's, so transformers' BERT checkpoints load unchanged.
+self-attention blocks. Parameter names are BERT's, so transformers' BERT checkpoints load unchanged, and a
+call gives what transformers' `Bert*` class gives for the same call (same shapes, same values at real
+positions, hidden states and attentions recorded the transformers 5 way).
 
-One thing differs from transformers' BERT: inside the encoder, activations are a 2-D `(num_tokens, hidden)`
-tensor (see `TokenLayout`). When a batch has padding, only the real tokens are in it, so the dense layers,
-which do almost all of the work, never compute on padding. With `sdpa`, attention then runs on the packed
-tokens too (`attend_packed`: one variable-length kernel call on GPUs, sequence by sequence on CPUs);
-otherwise on the padded `(batch, heads, seq, head_dim)` layout through transformers' attention interface
-(`eager`, which can return the probabilities, and any other implementation).
+Speed comes from two fast paths. When a batch has padding, the encoder runs on its real tokens only
+(`packed_tokens.py`; `config.unpad_inputs`, on by default: padded positions of `last_hidden_state` then hold
+zeros). The masked-LM head can project only the labelled rows onto the vocabulary (`config.sparse_prediction`,
+off by default because it changes the logits' shape; openbert's pretraining turns it on).
 
-This file is copied next to every saved checkpoint (remote code), so it imports only transformers, torch
-and its sibling configuration file.
+This file is copied next to every saved checkpoint (remote code), so it imports only transformers, torch and
+its sibling files.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -37,18 +36,15 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import ModelOutput
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs
+from transformers.utils.generic import can_return_tuple, is_flash_attention_requested
+from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_openbert import OpenBertConfig
+from .packed_tokens import TokenLayout, attend_packed, choose_layout, is_tracing, packed_attention_min_pairs
 
-IGNORE_INDEX = -100  # label value that losses skip (transformers' convention)
-
-# CPU attention runs sequence by sequence when the query-key pairs that the padded layout would compute
-# for padding, per sequence, times the hidden size, reach this. Below it, one call per sequence (forward and
-# backward) costs more than it saves. Measured on 2 cores, MiniLM-sized model (hidden 384), batch 32,
-# training step per-sequence vs padded: lengths 18-26 (~185 wasted pairs) 0.94x, 14-28 (~320) 0.99x,
-# 20-40 (~660) 1.02x, 10-40 (~900) 1.06x, 16-64 (~2,300) 1.08x, 32-128: 1.16x.
-PER_SEQUENCE_ATTENTION_MIN_WORK = 200_000
+IGNORE_INDEX = -100  # label value that losses skip (transformers' convention); the one definition in openbert
 
 # Auto class -> openbert class. Every saved checkpoint maps all of them (not only the class that saved it),
 # so that e.g. a pretraining checkpoint loads into AutoModelForSequenceClassification through remote code.
@@ -62,48 +58,6 @@ AUTO_CLASS_NAMES = {
     "AutoModelForTokenClassification": "OpenBertForTokenClassification",
     "AutoModelForMultipleChoice": "OpenBertForMultipleChoice",
 }
-
-
-class TokenLayout:
-    """Where the real tokens of a `(batch, seq)` batch are, so that dense layers can skip padding.
-
-    Activations travel through the encoder as `(num_tokens, ...)`. Without padding (or with `unpad=False`)
-    that is the batch flattened, `num_tokens = batch * seq`, and `pack`/`unpack` are reshapes. With padding,
-    `num_tokens` counts real tokens only and `unpack` puts zeros at padded positions.
-    """
-
-    def __init__(self, attention_mask: torch.Tensor | None, batch_size: int, seq_len: int, unpad: bool,
-                 packed_attention_min_pairs: float | None = None):
-        self.batch_size, self.seq_len = batch_size, seq_len
-        self.indices: torch.Tensor | None = None  # flat positions of the real tokens, (num_tokens,)
-        # Set when attention runs on the packed tokens (`attend_packed`) instead of the padded layout: allowed
-        # (`packed_attention_min_pairs` given) and worth it (the padded layout would compute at least that many
-        # query-key pairs of padding per sequence). `lengths`: real tokens per sequence; `cu_seqlens`:
-        # `(batch + 1,)` int32 offsets of each sequence's first token, the form varlen kernels take.
-        self.lengths: list[int] | None = None
-        self.cu_seqlens: torch.Tensor | None = None
-        if not unpad or attention_mask is None:
-            return
-        lengths = attention_mask.count_nonzero(dim=1)
-        counts = lengths.tolist()  # the layout's one device sync: the real tokens' count is known from here on
-        if sum(counts) == batch_size * seq_len:
-            return
-        self.indices = torch.nonzero_static(attention_mask.flatten(), size=sum(counts)).squeeze(-1)
-        mean_square = sum(count * count for count in counts) / batch_size
-        if packed_attention_min_pairs is not None and seq_len**2 - mean_square >= packed_attention_min_pairs:
-            self.lengths = counts
-            self.cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
-
-    def pack(self, x: torch.Tensor) -> torch.Tensor:
-        """`(batch, seq, *rest)` -> `(num_tokens, *rest)`."""
-        x = x.reshape(self.batch_size * self.seq_len, *x.shape[2:])
-        return x if self.indices is None else x.index_select(0, self.indices)
-
-    def unpack(self, x: torch.Tensor) -> torch.Tensor:
-        """`(num_tokens, *rest)` -> `(batch, seq, *rest)`, zeros at padded positions."""
-        if self.indices is not None:
-            x = x.new_zeros(self.batch_size * self.seq_len, *x.shape[1:]).index_copy(0, self.indices, x)
-        return x.view(self.batch_size, self.seq_len, *x.shape[1:])
 
 
 def eager_attention_forward(
@@ -128,56 +82,6 @@ def eager_attention_forward(
         scores = scores + attention_mask
     probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=module.training)
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
-
-
-def attend_packed(qkv: torch.Tensor, layout: TokenLayout, dropout: float, scaling: float) -> torch.Tensor:
-    """Attention of each sequence over its own real tokens, straight from the packed layout.
-
-    qkv: `(num_tokens, 3, heads, head_dim)`, the tokens of sequence 0, then sequence 1, ... (`layout.lengths`).
-    Returns `(num_tokens, heads * head_dim)`, same order.
-
-    Why: nothing is computed for padded keys or queries, and the two copies between the packed and the padded
-    layout disappear. GPUs do it in one variable-length kernel call; CPUs, which have none, in one unmasked SDPA
-    call per sequence (on GPUs such a Python loop would be launch-bound).
-    """
-    if qkv.device.type == "cuda":
-        return varlen_attention_cuda(qkv, layout.cu_seqlens, max(layout.lengths), dropout, scaling)
-    outputs = []
-    for sequence in qkv.split(layout.lengths):
-        # Each (1, heads, length, head_dim): CPU's fused (flash) kernel takes 4-D inputs only.
-        query, key, value = sequence.permute(1, 2, 0, 3).unsqueeze(1).unbind(0)
-        context = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=scaling)
-        outputs.append(context[0].transpose(0, 1).flatten(1))
-    return torch.cat(outputs)
-
-
-@functools.lru_cache
-def _cuda_capability(device_index: int) -> tuple[int, int]:
-    return torch.cuda.get_device_capability(device_index)
-
-
-def varlen_attention_cuda(
-    qkv: torch.Tensor, cu_seqlens: torch.Tensor, max_len: int, dropout: float, scaling: float
-) -> torch.Tensor:
-    """`attend_packed` on a CUDA device: the variable-length kernels that SDPA itself dispatches to.
-
-    Flash attention for half precision on Ampere or newer, the memory-efficient kernel otherwise (it also takes
-    float32). They are called through `torch.ops.aten` because the public `torch.nn.attention.varlen.varlen_attn`
-    has no dropout, which BERT training uses. Both ops have autograd formulas, so training works as with SDPA.
-    """
-    query, key, value = qkv.unbind(1)  # each (num_tokens, heads, head_dim), rows strided: the kernels take that
-    if qkv.dtype in (torch.float16, torch.bfloat16) and _cuda_capability(qkv.device.index) >= (8, 0):
-        context = torch.ops.aten._flash_attention_forward(
-            query, key, value, cu_seqlens, cu_seqlens, max_len, max_len, dropout, False, False, scale=scaling
-        )[0]
-    else:
-        # The backward pass needs the log-sum-exp; only compute it when there will be one.
-        with_lse = torch.is_grad_enabled() and qkv.requires_grad
-        context = torch.ops.aten._efficient_attention_forward(
-            query[None], key[None], value[None], None, cu_seqlens, cu_seqlens, max_len, max_len, dropout, 0,
-            with_lse, scale=scaling,
-        )[0][0]
-    return context.flatten(1)
 
 
 class OpenBertEmbeddings(nn.Module):
@@ -207,7 +111,8 @@ class OpenBertEmbeddings(nn.Module):
 
 
 class OpenBertSelfAttention(nn.Module):
-    """Multi-head self-attention: projections on packed tokens; attention per sequence or on the padded layout."""
+    """Multi-head self-attention: projections in the layout's form; attention on the packed tokens or through
+    transformers' attention interface on the padded layout."""
 
     is_causal = False  # read by transformers' sdpa function: BERT attends in both directions
 
@@ -223,38 +128,39 @@ class OpenBertSelfAttention(nn.Module):
         self.dropout_prob = config.attention_probs_dropout_prob
 
     def forward(
-        self, hidden_states: torch.Tensor, layout: TokenLayout, attention_mask: torch.Tensor | None
+        self,
+        hidden_states: torch.Tensor,
+        layout: TokenLayout,
+        attention_mask: torch.Tensor | None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """hidden_states: `(num_tokens, hidden)` -> `(num_tokens, hidden)` and the attention probabilities
-        `(batch, heads, seq, seq)` (eager only; None otherwise)."""
-
-        projections = (self.query, self.key, self.value)
-        if all(type(projection) is nn.Linear for projection in projections):
-            # One projection for query, key and value: a single GEMM and a single move between layouts
-            # instead of three (the weights stay three modules, under BERT's checkpoint names).
-            weight = torch.cat([projection.weight for projection in projections])
-            bias = torch.cat([projection.bias for projection in projections])
-            qkv = F.linear(hidden_states, weight, bias)
-        else:  # swapped for other modules, e.g. by torch.ao's dynamic int8 quantization: run them as they are
-            qkv = torch.cat([projection(hidden_states) for projection in projections], dim=-1)
+        """hidden_states in the layout's form, `(batch, seq, hidden)` or `(num_tokens, hidden)` -> the same form,
+        and the attention probabilities `(batch, heads, seq, seq)` where the implementation returns them (eager)."""
+        qkv = self._project(hidden_states)
         dropout = self.dropout_prob if self.training else 0.0
-        if layout.lengths is not None:
-            qkv = qkv.view(-1, 3, self.num_heads, self.head_dim)
-            return attend_packed(qkv, layout, dropout, self.scaling), None
+        if layout.attends_packed:
+            return attend_packed(qkv.view(-1, 3, self.num_heads, self.head_dim), layout, dropout, self.scaling), None
         qkv = layout.unpack(qkv)
-        qkv = qkv.view(layout.batch_size, layout.seq_len, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        batch_size, seq_len = qkv.shape[:2]
+        qkv = qkv.view(batch_size, seq_len, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         query, key, value = qkv.unbind(0)  # each (batch, heads, seq, head_dim)
         attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
         context, probs = attention(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            dropout=dropout,
-            scaling=self.scaling,
+            self, query, key, value, attention_mask, dropout=dropout, scaling=self.scaling, **kwargs
         )
-        return layout.pack(context.reshape(layout.batch_size, layout.seq_len, -1)), probs
+        return layout.pack(context.reshape(batch_size, seq_len, -1)), probs
+
+    def _project(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """`(*tokens, hidden)` -> `(*tokens, 3 * hidden)`: query, key and value side by side."""
+        projections = (self.query, self.key, self.value)
+        if all(type(projection) is nn.Linear for projection in projections):
+            # One GEMM and one move between layouts instead of three (the weights stay three modules, under
+            # BERT's checkpoint names).
+            weight = torch.cat([projection.weight for projection in projections])
+            bias = torch.cat([projection.bias for projection in projections])
+            return F.linear(hidden_states, weight, bias)
+        # Swapped for other modules, e.g. by torch.ao's dynamic int8 quantization: run them as they are.
+        return torch.cat([projection(hidden_states) for projection in projections], dim=-1)
 
 
 class OpenBertResidualOutput(nn.Module):
@@ -277,10 +183,14 @@ class OpenBertAttention(nn.Module):
         self.output = OpenBertResidualOutput(config, config.hidden_size)
 
     def forward(
-        self, hidden_states: torch.Tensor, layout: TokenLayout, attention_mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        context, probs = self.self(hidden_states, layout, attention_mask)
-        return self.output(context, hidden_states), probs
+        self,
+        hidden_states: torch.Tensor,
+        layout: TokenLayout,
+        attention_mask: torch.Tensor | None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        context, _ = self.self(hidden_states, layout, attention_mask, **kwargs)
+        return self.output(context, hidden_states)
 
 
 class OpenBertIntermediate(nn.Module):
@@ -294,7 +204,7 @@ class OpenBertIntermediate(nn.Module):
 
 
 class OpenBertLayer(GradientCheckpointingLayer):
-    """One post-LN encoder layer: self-attention block, then feed-forward block, on `(num_tokens, hidden)`."""
+    """One post-LN encoder layer: self-attention block, then feed-forward block, in the layout's form."""
 
     def __init__(self, config: OpenBertConfig):
         super().__init__()
@@ -303,16 +213,31 @@ class OpenBertLayer(GradientCheckpointingLayer):
         self.output = OpenBertResidualOutput(config, config.intermediate_size)
 
     def forward(
-        self, hidden_states: torch.Tensor, layout: TokenLayout, attention_mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, probs = self.attention(hidden_states, layout, attention_mask)
-        return self.output(self.intermediate(attended), attended), probs
+        self,
+        hidden_states: torch.Tensor,
+        layout: TokenLayout,
+        attention_mask: torch.Tensor | None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        attended = self.attention(hidden_states, layout, attention_mask, **kwargs)
+        return self.output(self.intermediate(attended), attended)
 
 
 class OpenBertEncoder(nn.Module):
     def __init__(self, config: OpenBertConfig):
         super().__init__()
         self.layer = nn.ModuleList(OpenBertLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        layout: TokenLayout,
+        attention_mask: torch.Tensor | None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        for layer in self.layer:
+            hidden_states = layer(hidden_states, layout, attention_mask, **kwargs)
+        return hidden_states
 
 
 class OpenBertPooler(nn.Module):
@@ -371,8 +296,8 @@ class OpenBertForPreTrainingOutput(ModelOutput):
 
     Args:
         loss: MLM loss + NSP loss when both label sets are given, else the one that is.
-        prediction_logits: MLM scores. Without `labels`, `(batch, seq, vocab_size)`; with `labels`, only the
-            labelled rows, `(num_labelled, vocab_size)`, in row-major order of `labels != -100`.
+        prediction_logits: MLM scores, `(batch, seq, vocab_size)`. With `config.sparse_prediction` and `labels`,
+            only the labelled rows, `(num_labelled, vocab_size)`, in row-major order of `labels != -100`.
         seq_relationship_logits: `(batch, 2)` next-sentence scores (0 = B follows A, 1 = B is random).
         mlm_loss, nsp_loss: the two parts of `loss`, when their labels are given.
         hidden_states: embeddings + every layer's output, each `(batch, seq, hidden)`.
@@ -392,10 +317,10 @@ def _check_id_ranges(*checks: tuple[str, torch.Tensor | None, int, str]) -> None
     """Raise a ValueError (instead of an IndexError or a native crash) for ids outside [0, limit).
 
     Each check is `(name, ids or None, limit, how to fix it)`. All of them cost one device sync together,
-    which on GPUs stalls the queue of launched kernels.
+    which on GPUs stalls the queue of launched kernels; traced graphs skip them (they cannot branch on values).
     """
     checks = tuple(check for check in checks if check[1] is not None and check[1].numel() > 0)
-    if not checks or torch.compiler.is_compiling():
+    if not checks or is_tracing():
         return
     bounds = torch.stack([bound.long() for _, ids, _, _ in checks for bound in torch.aminmax(ids)]).tolist()
     for (name, _, limit, fix), low, high in zip(checks, bounds[::2], bounds[1::2], strict=True):
@@ -411,9 +336,19 @@ class OpenBertPreTrainedModel(PreTrainedModel):
     base_model_prefix = "bert"  # BERT's: checkpoints load with or without the `bert.` prefix
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    # transformers 5 records these outputs with forward hooks (`capture_outputs`): each layer's output is a
+    # hidden state, each self-attention's second output its attention probabilities.
+    _can_record_outputs = {"hidden_states": OpenBertLayer, "attentions": OpenBertSelfAttention}
     _no_split_modules = ["OpenBertEmbeddings", "OpenBertLayer"]
     # Older BERT checkpoints saved the position-id buffer; it is derived, not learned.
     _keys_to_ignore_on_load_unexpected = [r"embeddings\.position_ids"]
+    # Every head's loss is a mean over its own batch, as BERT's is, so the Trainer must average over gradient
+    # accumulation steps itself. (A `**kwargs` forward alone would tell it the loss was already normalised by
+    # `num_items_in_batch`, which transformers' BERT declares without doing.)
+    accepts_loss_kwargs = False
 
     def _init_weights(self, module: nn.Module) -> None:
         """Normal(0, initializer_range) weights, zero biases, unit LayerNorms (the default), zero MLM bias."""
@@ -428,10 +363,6 @@ class OpenBertPreTrainedModel(PreTrainedModel):
         auto_map.update({auto: f"{module}.{name}" for auto, name in AUTO_CLASS_NAMES.items()})
         self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
-
-    def _return(self, output: ModelOutput, return_dict: bool | None) -> ModelOutput | tuple:
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        return output if return_dict else output.to_tuple()
 
 
 class OpenBertModel(OpenBertPreTrainedModel):
@@ -450,6 +381,7 @@ class OpenBertModel(OpenBertPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.word_embeddings = value
 
+    @capture_outputs
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -457,27 +389,68 @@ class OpenBertModel(OpenBertPreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> BaseModelOutputWithPooling | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutputWithPooling:
         """Encode a batch.
 
         Args:
             input_ids: `(batch, seq)` token ids in `[0, vocab_size)`; or `inputs_embeds` `(batch, seq, hidden)`.
             attention_mask: `(batch, seq)`, 1 for real tokens and 0 for padding.
-            token_type_ids: `(batch, seq)` segment ids in `[0, type_vocab_size)`; default all 0.
-            position_ids: `(batch, seq)` or `(seq,)` in `[0, max_position_embeddings)`; default 0..seq-1.
+            token_type_ids: `(batch, seq)`, `(1, seq)` or `(seq,)` segment ids in `[0, type_vocab_size)`; default 0.
+            position_ids: `(batch, seq)`, `(1, seq)` or `(seq,)` in `[0, max_position_embeddings)`; default 0..seq-1.
+            kwargs: transformers' keyword arguments, e.g. `output_hidden_states=True` (or a list of indices),
+                `output_attentions=True` (eager only; other implementations warn and return none), `return_dict`.
         """
-        config = self.config
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (
-            config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        batch_size, seq_len = self._check_inputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        device = (input_ids if input_ids is not None else inputs_embeds).device
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(seq_len, dtype=torch.long, device=device)
+        if position_ids is None:
+            position_ids = torch.arange(seq_len, device=device)
+        layout = self._choose_layout(attention_mask, batch_size, seq_len, device, kwargs)
+        pack = layout.pack
+        hidden_states = self.embeddings(
+            None if input_ids is None else pack(input_ids),
+            pack(token_type_ids.expand(batch_size, seq_len)),
+            pack(position_ids.expand(batch_size, seq_len)),
+            None if inputs_embeds is None else pack(inputs_embeds),
         )
+        # The padded attention layout needs the mask, in the form the implementation expects (additive for
+        # eager, boolean or None for sdpa, a block mask for flex); attention on packed tokens needs none.
+        mask = None if layout.attends_packed else create_bidirectional_mask(
+            config=self.config,
+            inputs_embeds=hidden_states.new_empty(batch_size, seq_len, 0),
+            attention_mask=attention_mask,
+        )
+        sequence_output = layout.output(self.encoder(hidden_states, layout, mask, **kwargs))
+        return BaseModelOutputWithPooling(
+            last_hidden_state=sequence_output,
+            pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
+        )
+
+    def _check_inputs(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+    ) -> tuple[int, int]:
+        """`(batch, seq)` of the inputs; a ValueError naming the problem and the fix for inputs that do not fit."""
+        config = self.config
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        if input_ids is not None and input_ids.dim() != 2:
+            raise ValueError(
+                f"input_ids has shape {tuple(input_ids.shape)}, expected (batch, seq): for one sequence add the batch "
+                "dimension (input_ids[None], or tokenizer(..., return_tensors='pt'))."
+            )
+        if inputs_embeds is not None and (inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != config.hidden_size):
+            raise ValueError(
+                f"inputs_embeds has shape {tuple(inputs_embeds.shape)}, expected (batch, seq, hidden_size="
+                f"{config.hidden_size})."
+            )
         batch_size, seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
-        device = (input_ids if input_ids is not None else inputs_embeds).device
         max_len = config.max_position_embeddings
         if seq_len > max_len:
             raise ValueError(
@@ -489,11 +462,12 @@ class OpenBertModel(OpenBertPreTrainedModel):
                 f"attention_mask has shape {tuple(attention_mask.shape)}, expected (batch, seq) = "
                 f"{(batch_size, seq_len)}: 1 for real tokens, 0 for padding."
             )
-        if output_attentions and config._attn_implementation != "eager":
-            raise ValueError(
-                f"output_attentions=True needs attn_implementation='eager' (this model uses "
-                f"{config._attn_implementation!r}); load it with from_pretrained(..., attn_implementation='eager')."
-            )
+        for name, ids in (("token_type_ids", token_type_ids), ("position_ids", position_ids)):
+            if ids is not None and ids.shape not in ((batch_size, seq_len), (1, seq_len), (seq_len,)):
+                raise ValueError(
+                    f"{name} has shape {tuple(ids.shape)}, expected (batch, seq) = {(batch_size, seq_len)}, "
+                    f"(1, {seq_len}) or ({seq_len},) like input_ids."
+                )
         _check_id_ranges(
             ("input_ids", input_ids, self.embeddings.word_embeddings.num_embeddings,
              "use this model's tokenizer, or call resize_token_embeddings() after adding tokens."),
@@ -502,69 +476,51 @@ class OpenBertModel(OpenBertPreTrainedModel):
             ("position_ids", position_ids, config.max_position_embeddings,
              f"positions must be below config.max_position_embeddings={config.max_position_embeddings}."),
         )
-        if token_type_ids is None:
-            token_type_ids = torch.zeros(batch_size, seq_len, dtype=torch.long, device=device)
-        if position_ids is None:
-            position_ids = torch.arange(seq_len, device=device)
-        position_ids = position_ids.expand(batch_size, seq_len)
+        return batch_size, seq_len
 
-        # sdpa attends on the packed tokens (`attend_packed`): on GPUs whenever there is padding, on CPUs when
-        # enough of it (PER_SEQUENCE_ATTENTION_MIN_WORK); never under torch.compile, which would trace one graph
-        # per pattern of sequence lengths.
-        min_pairs = None
-        if config._attn_implementation == "sdpa" and not torch.compiler.is_compiling():
-            head_dim = config.hidden_size // config.num_attention_heads
-            # Head sizes that flash attention takes as they are (tested on an H200); for others, the padded
-            # layout lets SDPA choose a kernel.
-            if device.type == "cuda" and head_dim % 8 == 0 and head_dim <= 256:
-                min_pairs = 0.0
-            elif device.type == "cpu":
-                min_pairs = PER_SEQUENCE_ATTENTION_MIN_WORK / config.hidden_size
-        layout = TokenLayout(attention_mask, batch_size, seq_len, config.unpad_inputs, min_pairs)
-        hidden_states = self.embeddings(
-            None if input_ids is None else layout.pack(input_ids),
-            layout.pack(token_type_ids),
-            layout.pack(position_ids),
-            None if inputs_embeds is None else layout.pack(inputs_embeds),
+    def _choose_layout(
+        self, attention_mask: torch.Tensor | None, batch_size: int, seq_len: int, device: torch.device, kwargs: dict
+    ) -> TokenLayout:
+        """Packed tokens when the batch has padding and nothing needs the padded layout (see packed_tokens)."""
+        config = self.config
+        if is_flash_attention_requested(config) and device.type != "cuda":
+            raise ValueError(
+                f"attn_implementation={config._attn_implementation!r} runs on CUDA GPUs only; on the CPU use "
+                "model.set_attn_implementation('sdpa') (or load with attn_implementation='sdpa')."
+            )
+        # The same reading of the flags as `capture_outputs`: an argument, else the config's default.
+        records = any(kwargs.get(name, getattr(config, name, False)) for name in ("output_hidden_states",
+                                                                                 "output_attentions"))
+        min_pairs = packed_attention_min_pairs(
+            config._attn_implementation, device, config.hidden_size, config.hidden_size // config.num_attention_heads
         )
-        # Only the padded attention layout needs the mask; `create_bidirectional_mask` builds the form the
-        # chosen attention implementation expects (additive for eager, boolean or None for sdpa).
-        mask = None if layout.lengths is not None else create_bidirectional_mask(
-            config=config,
-            inputs_embeds=hidden_states.new_empty(batch_size, seq_len, 0),
-            attention_mask=attention_mask,
-        )
-        all_hidden_states = [layout.unpack(hidden_states)] if output_hidden_states else None
-        all_attentions = [] if output_attentions else None
-        for layer in self.encoder.layer:
-            hidden_states, probs = layer(hidden_states, layout, mask)
-            if output_hidden_states:
-                all_hidden_states.append(layout.unpack(hidden_states))
-            if output_attentions:
-                all_attentions.append(probs)
-
-        sequence_output = all_hidden_states[-1] if output_hidden_states else layout.unpack(hidden_states)
-        output = BaseModelOutputWithPooling(
-            last_hidden_state=sequence_output,
-            pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
-            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
-            attentions=tuple(all_attentions) if output_attentions else None,
-        )
-        return self._return(output, return_dict)
+        return choose_layout(attention_mask, batch_size, seq_len, unpad=config.unpad_inputs,
+                             may_pack=not records and not is_tracing(), packed_attention_min_pairs=min_pairs)
 
 
 def _masked_lm(
-    head: OpenBertLMPredictionHead, sequence_output: torch.Tensor, labels: torch.Tensor | None
+    head: OpenBertLMPredictionHead, sequence_output: torch.Tensor, labels: torch.Tensor | None, sparse: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """MLM logits and loss. With labels, the head runs on labelled rows only: `(num_labelled, vocab)` logits
-    in row-major order of `labels != -100` (the 30522-way projection of unlabelled rows is wasted work)."""
+    """MLM logits and loss (cross-entropy over positions whose label is not -100).
+
+    Logits are `(batch, seq, vocab_size)`, as transformers' BERT returns them; with `sparse` and labels, the head
+    runs on the labelled rows only: `(num_labelled, vocab_size)` in row-major order of `labels != -100` (the
+    vocabulary projection of the other rows is wasted work in training). A sparse batch without any label has
+    loss 0 rather than NaN, so it adds nothing to a training run.
+    """
     if labels is None:
         return head(sequence_output), None
     vocab_size = head.decoder.out_features
+    _check_id_ranges(("labels", labels.masked_fill(labels == IGNORE_INDEX, 0), vocab_size,
+                      "MLM labels are token ids, or -100 for positions to ignore."))
+    if not sparse:
+        logits = head(sequence_output)
+        return logits, F.cross_entropy(logits.view(-1, vocab_size), labels.view(-1), ignore_index=IGNORE_INDEX)
     selected = labels != IGNORE_INDEX
     targets = labels[selected]
-    _check_id_ranges(("labels", targets, vocab_size, "MLM labels are token ids, or -100 for positions to ignore."))
     logits = head(sequence_output[selected])
+    if targets.numel() == 0:
+        return logits, logits.sum()  # zero, and still connected to the graph (every process backpropagates)
     return logits, F.cross_entropy(logits, targets)
 
 
@@ -593,6 +549,7 @@ class OpenBertForPreTraining(_TiedMaskedLMMixin, OpenBertPreTrainedModel):
         self.cls = OpenBertPreTrainingHeads(config, mlm=True, nsp=True)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -602,23 +559,21 @@ class OpenBertForPreTraining(_TiedMaskedLMMixin, OpenBertPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         next_sentence_label: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> OpenBertForPreTrainingOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> OpenBertForPreTrainingOutput:
         """labels: `(batch, seq)` token ids at masked positions, -100 elsewhere.
         next_sentence_label: `(batch,)`, 0 when B follows A, 1 when B is random."""
-        outputs = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_attentions, output_hidden_states, return_dict=True,
+        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                            return_dict=True, **kwargs)
+        prediction_logits, mlm_loss = _masked_lm(
+            self.cls.predictions, outputs.last_hidden_state, labels, self.config.sparse_prediction
         )
-        prediction_logits, mlm_loss = _masked_lm(self.cls.predictions, outputs.last_hidden_state, labels)
         seq_relationship_logits = self.cls.seq_relationship(outputs.pooler_output)
         nsp_loss = None
         if next_sentence_label is not None:
             nsp_loss = F.cross_entropy(seq_relationship_logits, next_sentence_label.view(-1))
         parts = [part for part in (mlm_loss, nsp_loss) if part is not None]
-        output = OpenBertForPreTrainingOutput(
+        return OpenBertForPreTrainingOutput(
             loss=sum(parts) if parts else None,
             prediction_logits=prediction_logits,
             seq_relationship_logits=seq_relationship_logits,
@@ -627,12 +582,12 @@ class OpenBertForPreTraining(_TiedMaskedLMMixin, OpenBertPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-        return self._return(output, return_dict)
 
 
 class OpenBertForMaskedLM(_TiedMaskedLMMixin, OpenBertPreTrainedModel):
-    """Encoder with the masked-LM head (fill-mask). With `labels`, `logits` holds the labelled rows only,
-    `(num_labelled, vocab_size)` in row-major order of `labels != -100`; without, `(batch, seq, vocab_size)`."""
+    """Encoder with the masked-LM head (fill-mask): `logits` `(batch, seq, vocab_size)`. With
+    `config.sparse_prediction` and `labels`, only the labelled rows: `(num_labelled, vocab_size)` in row-major
+    order of `labels != -100`."""
 
     def __init__(self, config: OpenBertConfig):
         super().__init__(config)
@@ -640,6 +595,7 @@ class OpenBertForMaskedLM(_TiedMaskedLMMixin, OpenBertPreTrainedModel):
         self.cls = OpenBertPreTrainingHeads(config, mlm=True, nsp=False)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -648,19 +604,14 @@ class OpenBertForMaskedLM(_TiedMaskedLMMixin, OpenBertPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MaskedLMOutput | tuple:
-        outputs = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_attentions, output_hidden_states, return_dict=True,
-        )
-        logits, loss = _masked_lm(self.cls.predictions, outputs.last_hidden_state, labels)
-        output = MaskedLMOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
-        return self._return(output, return_dict)
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MaskedLMOutput:
+        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                            return_dict=True, **kwargs)
+        sparse = self.config.sparse_prediction
+        logits, loss = _masked_lm(self.cls.predictions, outputs.last_hidden_state, labels, sparse)
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                              attentions=outputs.attentions)
 
 
 class OpenBertForNextSentencePrediction(OpenBertPreTrainedModel):
@@ -672,6 +623,7 @@ class OpenBertForNextSentencePrediction(OpenBertPreTrainedModel):
         self.cls = OpenBertPreTrainingHeads(config, mlm=False, nsp=True)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -680,20 +632,14 @@ class OpenBertForNextSentencePrediction(OpenBertPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> NextSentencePredictorOutput | tuple:
-        outputs = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_attentions, output_hidden_states, return_dict=True,
-        )
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> NextSentencePredictorOutput:
+        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                            return_dict=True, **kwargs)
         logits = self.cls.seq_relationship(outputs.pooler_output)
         loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
-        output = NextSentencePredictorOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
-        return self._return(output, return_dict)
+        return NextSentencePredictorOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                           attentions=outputs.attentions)
 
 
 def _classifier_dropout(config: OpenBertConfig) -> nn.Dropout:
@@ -716,6 +662,7 @@ class OpenBertForSequenceClassification(OpenBertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -724,20 +671,14 @@ class OpenBertForSequenceClassification(OpenBertPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> SequenceClassifierOutput | tuple:
-        outputs = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_attentions, output_hidden_states, return_dict=True,
-        )
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutput:
+        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                            return_dict=True, **kwargs)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None if labels is None else self._loss(logits, labels)
-        output = SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
-        return self._return(output, return_dict)
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                        attentions=outputs.attentions)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.config.problem_type is None:
@@ -765,6 +706,7 @@ class OpenBertForTokenClassification(OpenBertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -773,20 +715,14 @@ class OpenBertForTokenClassification(OpenBertPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> TokenClassifierOutput | tuple:
-        outputs = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_attentions, output_hidden_states, return_dict=True,
-        )
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> TokenClassifierOutput:
+        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                            return_dict=True, **kwargs)
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = None if labels is None else F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        output = TokenClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
-        return self._return(output, return_dict)
+        return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                     attentions=outputs.attentions)
 
 
 class OpenBertForQuestionAnswering(OpenBertPreTrainedModel):
@@ -807,6 +743,7 @@ class OpenBertForQuestionAnswering(OpenBertPreTrainedModel):
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -816,14 +753,10 @@ class OpenBertForQuestionAnswering(OpenBertPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         start_positions: torch.Tensor | None = None,
         end_positions: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> QuestionAnsweringModelOutput | tuple:
-        outputs = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-            output_attentions, output_hidden_states, return_dict=True,
-        )
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> QuestionAnsweringModelOutput:
+        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                            return_dict=True, **kwargs)
         logits = self.qa_outputs(outputs.last_hidden_state)
         if attention_mask is not None:
             # Padding can never be the answer, so it stays out of the softmax. (transformers' BERT lets the
@@ -838,20 +771,15 @@ class OpenBertForQuestionAnswering(OpenBertPreTrainedModel):
                 for logits, positions in ((start_logits, start_positions), (end_logits, end_positions))
             ]
             loss = (losses[0] + losses[1]) / 2
-        output = QuestionAnsweringModelOutput(
-            loss=loss,
-            start_logits=start_logits,
-            end_logits=end_logits,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return self._return(output, return_dict)
+        return QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
+                                            hidden_states=outputs.hidden_states, attentions=outputs.attentions)
 
 
 class OpenBertForMultipleChoice(OpenBertPreTrainedModel):
     """Scores each of `num_choices` sequences with pooled `[CLS]` -> linear: `logits` `(batch, num_choices)`.
 
-    Inputs are `(batch, num_choices, seq)` (`inputs_embeds`: `(batch, num_choices, seq, hidden)`).
+    Inputs are `(batch, num_choices, seq)` (`inputs_embeds`: `(batch, num_choices, seq, hidden)`); hidden states
+    and attentions come back with choices folded into the batch, `(batch * num_choices, ...)`, as in transformers.
     """
 
     def __init__(self, config: OpenBertConfig):
@@ -861,6 +789,7 @@ class OpenBertForMultipleChoice(OpenBertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -869,28 +798,23 @@ class OpenBertForMultipleChoice(OpenBertPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MultipleChoiceModelOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MultipleChoiceModelOutput:
         num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
 
         def flat(x: torch.Tensor | None, dims: int) -> torch.Tensor | None:  # fold choices into the batch
             return None if x is None else x.reshape(-1, *x.shape[-dims:])
 
-        outputs = self.bert(
-            flat(input_ids, 1), flat(attention_mask, 1), flat(token_type_ids, 1), flat(position_ids, 1),
-            flat(inputs_embeds, 2), output_attentions, output_hidden_states, return_dict=True,
-        )
+        outputs = self.bert(flat(input_ids, 1), flat(attention_mask, 1), flat(token_type_ids, 1),
+                            flat(position_ids, 1), flat(inputs_embeds, 2), return_dict=True, **kwargs)
         logits = self.classifier(self.dropout(outputs.pooler_output)).view(-1, num_choices)
         loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
-        output = MultipleChoiceModelOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
-        return self._return(output, return_dict)
+        return MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                         attentions=outputs.attentions)
 
 
 __all__ = [
+    "IGNORE_INDEX",
     "OpenBertForMaskedLM",
     "OpenBertForMultipleChoice",
     "OpenBertForNextSentencePrediction",

@@ -60,7 +60,9 @@ def test_save_writes_code_and_full_auto_map(saved_heads):
     assert config["auto_map"]["AutoConfig"] == "configuration_openbert.OpenBertConfig"
     for auto_name, class_name in AUTO_CLASS_NAMES.items():
         assert config["auto_map"][auto_name] == f"modeling_openbert.{class_name}"
-    assert (directory / "modeling_openbert.py").is_file() and (directory / "configuration_openbert.py").is_file()
+    # The modeling file and the files it imports (relative imports are copied along, recursively).
+    for code in ("modeling_openbert.py", "packed_tokens.py", "configuration_openbert.py"):
+        assert (directory / code).is_file(), code
     assert (directory / "model.safetensors").is_file()
 
 

@@ -10,7 +10,7 @@ import transformers
 from test_modeling_parity import load_pair, make_inputs, mlm_labels, real
 
 import modeling
-from modeling import modeling_openbert
+from modeling import packed_tokens
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")
@@ -28,8 +28,8 @@ def holes_inputs() -> dict[str, torch.Tensor]:
 @pytest.fixture
 def varlen_calls(monkeypatch) -> list[torch.dtype]:
     """Records the dtype of every call of the CUDA variable-length attention."""
-    calls, attend = [], modeling_openbert.varlen_attention_cuda
-    monkeypatch.setattr(modeling_openbert, "varlen_attention_cuda",
+    calls, attend = [], packed_tokens.varlen_attention_cuda
+    monkeypatch.setattr(packed_tokens, "varlen_attention_cuda",
                         lambda qkv, *args: calls.append(qkv.dtype) or attend(qkv, *args))
     return calls
 

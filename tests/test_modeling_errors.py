@@ -68,13 +68,38 @@ def model():
         (dict(input_ids=torch.tensor([[1, 2, 3]]), labels=torch.tensor([[-100, 77, -100]])),
          r"labels contains 77, outside the valid range \[0, 50\)"),
         (dict(), r"Pass exactly one of input_ids or inputs_embeds"),
-        (dict(input_ids=torch.tensor([[1, 2, 3]]), output_attentions=True),
-         r"output_attentions=True needs attn_implementation='eager'"),
+        (dict(input_ids=torch.tensor([1, 2, 3])),
+         r"input_ids has shape \(3,\), expected \(batch, seq\).*input_ids\[None\]"),
+        (dict(input_ids=torch.ones(1, 2, 3, dtype=torch.long)),
+         r"input_ids has shape \(1, 2, 3\), expected \(batch, seq\)"),
+        (dict(inputs_embeds=torch.ones(1, 3, 5)),
+         r"inputs_embeds has shape \(1, 3, 5\), expected \(batch, seq, hidden_size=16\)"),
+        (dict(input_ids=torch.tensor([[1, 2, 3]]), token_type_ids=torch.tensor([[0, 1]])),
+         r"token_type_ids has shape \(1, 2\), expected \(batch, seq\) = \(1, 3\), \(1, 3\) or \(3,\)"),
+        (dict(input_ids=torch.tensor([[1, 2, 3], [4, 5, 6]]), position_ids=torch.tensor([[0, 1, 2]] * 3)),
+         r"position_ids has shape \(3, 3\), expected \(batch, seq\) = \(2, 3\)"),
     ],
 )
 def test_invalid_inputs(model, inputs, message):
     with pytest.raises(ValueError, match=message):
         model(**inputs)
+
+
+def test_segment_and_position_ids_broadcast_like_transformers(model):
+    """`(1, seq)` and `(seq,)` ids apply to every row, as transformers' BERT broadcasts them."""
+    input_ids = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    full = model(input_ids, token_type_ids=torch.tensor([[0, 1, 1]] * 2), position_ids=torch.tensor([[0, 1, 2]] * 2))
+    for ids in (torch.tensor([[0, 1, 1]]), torch.tensor([0, 1, 1])):
+        torch.testing.assert_close(model(input_ids, token_type_ids=ids).logits, full.logits)
+    torch.testing.assert_close(model(input_ids, token_type_ids=torch.tensor([0, 1, 1]),
+                                     position_ids=torch.tensor([0, 1, 2])).logits, full.logits)
+
+
+def test_flash_attention_on_cpu_names_the_fix():
+    model = modeling.OpenBertModel(modeling.OpenBertConfig(**TINY)).eval()
+    model.config._attn_implementation = "flash_attention_2"  # as if loaded on a GPU, then moved to the CPU
+    with pytest.raises(ValueError, match=r"flash_attention_2.*CUDA GPUs only.*set_attn_implementation\('sdpa'\)"):
+        model(torch.tensor([[1, 2, 3]]))
 
 
 def test_resized_embeddings_accept_new_ids(model):

@@ -12,7 +12,7 @@ import transformers
 from transformers import BertConfig
 
 import modeling
-from modeling import modeling_openbert
+from modeling import modeling_openbert, packed_tokens
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64, type_vocab_size=2)
@@ -78,23 +78,6 @@ def test_encoder_parity(tmp_path, impl, unpad):
         close(actual.last_hidden_state, expected.last_hidden_state)
 
 
-def test_hidden_states_and_attentions_parity(tmp_path):
-    hf_model, ob_model = load_pair(tmp_path, transformers.BertModel, modeling.OpenBertModel, "eager")
-    inputs = make_inputs()
-    with torch.no_grad():
-        expected = hf_model(**inputs, output_hidden_states=True, output_attentions=True)
-        actual = ob_model(**inputs, output_hidden_states=True, output_attentions=True)
-    assert len(actual.hidden_states) == TINY["num_hidden_layers"] + 1
-    assert len(actual.attentions) == TINY["num_hidden_layers"]
-    for ours, theirs in zip(actual.hidden_states, expected.hidden_states, strict=True):
-        close(real(ours, inputs), real(theirs, inputs))
-    query_is_real = inputs["attention_mask"].bool()
-    for ours, theirs in zip(actual.attentions, expected.attentions, strict=True):
-        assert ours.shape == (BATCH, TINY["num_attention_heads"], SEQ, SEQ)
-        # Rows of padded queries are never used downstream; compare the rows of real queries.
-        close(ours.transpose(1, 2)[query_is_real], theirs.transpose(1, 2)[query_is_real])
-
-
 @pytest.mark.parametrize("impl", IMPLS)
 def test_pretraining_parity(tmp_path, impl):
     hf_model, ob_model = load_pair(tmp_path, transformers.BertForPreTraining, modeling.OpenBertForPreTraining, impl)
@@ -104,12 +87,10 @@ def test_pretraining_parity(tmp_path, impl):
     with torch.no_grad():
         expected = hf_model(**inputs, labels=labels, next_sentence_label=nsp)
         actual = ob_model(**inputs, labels=labels, next_sentence_label=nsp)
-        full = ob_model(**inputs)
     close(actual.loss, expected.loss)
-    # With labels, only the labelled rows are projected onto the vocabulary (row-major order).
-    close(actual.prediction_logits, expected.prediction_logits[labels != -100])
+    assert actual.prediction_logits.shape == (BATCH, SEQ, TINY["vocab_size"])
+    close(real(actual.prediction_logits, inputs), real(expected.prediction_logits, inputs))
     close(actual.seq_relationship_logits, expected.seq_relationship_logits)
-    close(real(full.prediction_logits, inputs), real(expected.prediction_logits, inputs))
     # MLM + NSP = loss; each part equals the cross-entropy on transformers' logits.
     vocab_logits = expected.prediction_logits.view(-1, TINY["vocab_size"])
     close(actual.mlm_loss, torch.nn.functional.cross_entropy(vocab_logits, labels.view(-1)))
@@ -125,14 +106,41 @@ def test_masked_lm_parity(tmp_path, impl):
     inputs = make_inputs()
     labels = mlm_labels(inputs)
     with torch.no_grad():
-        expected = hf_model(**inputs, labels=labels)
-        actual = ob_model(**inputs, labels=labels)
-        full = ob_model(**inputs)
+        expected, actual = hf_model(**inputs, labels=labels), ob_model(**inputs, labels=labels)
     close(actual.loss, expected.loss)
-    assert actual.logits.shape == (int((labels != -100).sum()), TINY["vocab_size"])
-    close(actual.logits, expected.logits[labels != -100])
-    assert full.logits.shape == (BATCH, SEQ, TINY["vocab_size"])
-    close(real(full.logits, inputs), real(expected.logits, inputs))
+    assert actual.logits.shape == (BATCH, SEQ, TINY["vocab_size"])
+    close(real(actual.logits, inputs), real(expected.logits, inputs))
+
+
+@pytest.mark.parametrize("head", [modeling.OpenBertForMaskedLM, modeling.OpenBertForPreTraining])
+def test_sparse_prediction_projects_labelled_rows_only(tmp_path, head):
+    """`sparse_prediction=True` (pretraining's setting): with labels, the logits are the labelled rows of the
+    full logits, in row-major order, and the loss is the same; without labels, the full logits."""
+    hf_class = getattr(transformers, head.__name__.replace("OpenBert", "Bert"))
+    hf_model, ob_model = load_pair(tmp_path, hf_class, head, "sdpa", sparse_prediction=True)
+    inputs = make_inputs()
+    labels = mlm_labels(inputs)
+    logits_name = "logits" if head is modeling.OpenBertForMaskedLM else "prediction_logits"
+    with torch.no_grad():
+        expected, actual = hf_model(**inputs, labels=labels), ob_model(**inputs, labels=labels)
+        without_labels = ob_model(**inputs)
+    close(getattr(actual, logits_name), getattr(expected, logits_name)[labels != -100])
+    assert getattr(actual, logits_name).shape == (int((labels != -100).sum()), TINY["vocab_size"])
+    vocab_logits = getattr(expected, logits_name).view(-1, TINY["vocab_size"])
+    mlm_loss = actual.loss if head is modeling.OpenBertForMaskedLM else actual.mlm_loss
+    close(mlm_loss, torch.nn.functional.cross_entropy(vocab_logits, labels.view(-1)))
+    close(real(getattr(without_labels, logits_name), inputs), real(getattr(expected, logits_name), inputs))
+
+
+def test_sparse_prediction_without_any_label_has_zero_loss():
+    """A batch with nothing masked contributes nothing to training (dense BERT gives NaN: a mean of nothing)."""
+    config = modeling.OpenBertConfig(**TINY, sparse_prediction=True)
+    model = modeling.OpenBertForMaskedLM(config)
+    inputs = make_inputs()
+    loss = model(**inputs, labels=torch.full_like(inputs["input_ids"], -100)).loss
+    assert loss.item() == 0.0
+    loss.backward()
+    assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in model.parameters())
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -271,7 +279,7 @@ def test_sdpa_paths_match_transformers_on_any_mask(tmp_path, monkeypatch, per_se
     enough attention) or on the padded layout: both give transformers' outputs and gradients for left
     padding, holes in the mask and a row with one real token."""
     calls, attend = [], modeling_openbert.attend_packed
-    monkeypatch.setattr(modeling_openbert, "PER_SEQUENCE_ATTENTION_MIN_WORK", 0 if per_sequence else 1e12)
+    monkeypatch.setattr(packed_tokens, "PER_SEQUENCE_ATTENTION_MIN_WORK", 0 if per_sequence else 1e12)
     monkeypatch.setattr(modeling_openbert, "attend_packed", lambda *args: calls.append(1) or attend(*args))
     hf_model, ob_model = load_pair(tmp_path, transformers.BertModel, modeling.OpenBertModel, "sdpa")
     inputs = make_inputs()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import modeling
-from modeling import modeling_openbert
+from modeling import modeling_openbert, packed_tokens
 
 TINY = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
             max_position_embeddings=32)
@@ -75,7 +75,7 @@ def test_dropout_is_active_in_training_only():
 def test_attention_dropout_is_active_in_training_only(monkeypatch, path):
     """Attention dropout alone (hidden dropout off) changes training outputs, on the padded layout and on the
     packed tokens (CPU's per-sequence SDPA; CUDA's variable-length kernel, whose dropout is its own)."""
-    monkeypatch.setattr(modeling_openbert, "PER_SEQUENCE_ATTENTION_MIN_WORK", 1e12 if path == "padded" else 0)
+    monkeypatch.setattr(packed_tokens, "PER_SEQUENCE_ATTENTION_MIN_WORK", 1e12 if path == "padded" else 0)
     packed_calls, attend = [], modeling_openbert.attend_packed
     monkeypatch.setattr(modeling_openbert, "attend_packed", lambda *args: packed_calls.append(1) or attend(*args))
     config = modeling.OpenBertConfig(**TINY, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.5)
@@ -122,3 +122,33 @@ def test_trainer_torch_compile_trains_like_eager(tmp_path):
     compiled = _trainer_losses(tmp_path / "compiled", torch_compile=True, torch_compile_backend="aot_eager")
     assert len(eager) == 4 and eager[-1] < eager[0]
     assert compiled == pytest.approx(eager, rel=1e-4)
+
+
+def _first_update(tmp_path, model_class, batch_size: int, accumulation: int) -> torch.Tensor:
+    """The classifier weight's change after one SGD step of the Trainer (plain SGD: the update is the gradient)."""
+    from transformers import BertConfig, Trainer, TrainingArguments
+
+    torch.manual_seed(0)
+    config_class = modeling.OpenBertConfig if model_class is modeling.OpenBertForSequenceClassification else BertConfig
+    model = model_class(config_class(**TINY, num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    before = model.classifier.weight.detach().clone()
+    generator = torch.Generator().manual_seed(5)
+    rows = [{"input_ids": torch.randint(5, 64, (10,), generator=generator), "labels": torch.tensor(i % 3)}
+            for i in range(8)]
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=batch_size, max_steps=1,
+                             gradient_accumulation_steps=accumulation, learning_rate=1.0, optim="sgd",
+                             lr_scheduler_type="constant", report_to="none", save_strategy="no", use_cpu=True,
+                             disable_tqdm=True)
+    Trainer(model=model, args=args, train_dataset=rows).train()
+    return model.classifier.weight.detach() - before
+
+
+def test_gradient_accumulation_averages_like_one_big_batch(tmp_path):
+    """Two accumulated batches of 4 update the weights as one batch of 8 does (the README's difference from
+    transformers' BERT, whose update grows with the accumulation steps; checked here too)."""
+    from transformers import BertForSequenceClassification
+
+    ours = _first_update(tmp_path / "a", modeling.OpenBertForSequenceClassification, 4, 2)
+    torch.testing.assert_close(ours, _first_update(tmp_path / "b", modeling.OpenBertForSequenceClassification, 8, 1))
+    theirs = _first_update(tmp_path / "c", BertForSequenceClassification, 4, 2)
+    torch.testing.assert_close(theirs, 2 * _first_update(tmp_path / "d", BertForSequenceClassification, 8, 1))

@@ -180,6 +180,16 @@ class PreTrainingTrainer(Trainer):
             self._part_sums, self._part_steps = {}, 0
         super().log(logs, start_time)
 
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        # Checkpoints are for users: they load with the default, transformers-shaped MLM logits. Sparse
+        # prediction is a setting of this training run only (`_build_model`).
+        config = self.accelerator.unwrap_model(self.model).config
+        config.sparse_prediction = False
+        try:
+            super()._save(output_dir, state_dict)
+        finally:
+            config.sparse_prediction = True
+
 
 def _load_tokenizer(model_args: PretrainModelArguments, train_documents, training_args: TrainingArguments,
                     resume_dir: str | None) -> PreTrainedTokenizerBase:
@@ -243,6 +253,9 @@ def _build_model(model_args: PretrainModelArguments, tokenizer: PreTrainedTokeni
     else:
         config = OpenBertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                                 **preset_config(model_args.model_size))
+    # The MLM head projects only the masked positions onto the vocabulary: most of the head's work and memory
+    # in pretraining are saved, and the evaluation metrics take either shape.
+    config.sparse_prediction = True
     if model_args.config_overrides:
         try:
             config.update_from_string(model_args.config_overrides)
