@@ -26,6 +26,7 @@ import functools
 
 import torch
 from torch.nn import functional as F
+from transformers.utils.generic import is_flash_attention_requested
 
 # CPU attention runs sequence by sequence when the query-key pairs that the padded layout would compute
 # for padding, per sequence, times the hidden size, reach this. Below it, one call per sequence (forward and
@@ -114,12 +115,14 @@ def packed_attention_min_pairs(attn_implementation: str, device: torch.device, h
                                head_dim: int) -> float | None:
     """Wasted query-key pairs per sequence from which attention on packed tokens pays; None: never.
 
-    GPUs (sdpa or flash_attention_2): always, for the head sizes flash attention takes as they are (tested on
-    an H200); other head sizes keep the padded layout, where SDPA chooses a kernel. CPUs (sdpa): when padding
-    wastes enough work (PER_SEQUENCE_ATTENTION_MIN_WORK). eager and flex attention always run on the padded
-    layout through transformers' attention interface.
+    GPUs (sdpa, or any flash attention: `flash_attention_2` and transformers' kernels of it): always, for the
+    head sizes flash attention takes as they are (tested on an H200); other head sizes keep the padded layout,
+    where the implementation runs as transformers runs it. CPUs (sdpa): when padding wastes enough work
+    (PER_SEQUENCE_ATTENTION_MIN_WORK). eager and flex attention always run on the padded layout through
+    transformers' attention interface.
     """
-    if device.type == "cuda" and attn_implementation in ("sdpa", "flash_attention_2"):
+    flash = is_flash_attention_requested(requested_attention_implementation=attn_implementation)
+    if device.type == "cuda" and (attn_implementation == "sdpa" or flash):
         return 0.0 if head_dim % 8 == 0 and head_dim <= 256 else None
     if device.type == "cpu" and attn_implementation == "sdpa":
         return PER_SEQUENCE_ATTENTION_MIN_WORK / hidden_size

@@ -124,3 +124,19 @@ def test_pretraining_with_dropout_learns_on_gpu(tmp_path, varlen_calls):
     # Measured on an H200: the mean of the last five losses is 0.60 of the first five's.
     assert sum(losses[-5:]) / 5 < 0.75 * sum(losses[:5]) / 5, losses
     assert set(varlen_calls) == {torch.bfloat16}
+
+
+def test_flash_attention_2_runs_on_packed_tokens(tmp_path, varlen_calls):
+    """`flash_attention_2` on a padded batch takes PyTorch's own variable-length flash kernel on the packed
+    tokens (no flash_attn package involved), with sdpa's outputs. Set after loading: loading through
+    `attn_implementation="flash_attention_2"` is transformers' business (it asks for the flash_attn package)."""
+    _, ob_model = load_pair(tmp_path, transformers.BertModel, modeling.OpenBertModel, "sdpa")
+    ob_model.to(CUDA, torch.bfloat16)
+    inputs = holes_inputs()
+    with torch.no_grad():
+        expected = real(ob_model(**inputs).last_hidden_state, inputs)
+        varlen_calls.clear()
+        ob_model.config._attn_implementation = "flash_attention_2"
+        actual = real(ob_model(**inputs).last_hidden_state, inputs)
+    assert varlen_calls == [torch.bfloat16] * ob_model.config.num_hidden_layers
+    torch.testing.assert_close(actual, expected)
