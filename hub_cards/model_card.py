@@ -23,7 +23,7 @@ import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from hub_cards.hardware import hardware_description
+from .hardware import hardware_description
 
 CARD_FILENAME = "README.md"
 # Stands for the repo id in the card's code snippets until the push, which fills in the real one; a card
@@ -63,7 +63,7 @@ _ARCHITECTURE_FIELDS = (
 _SOFTWARE = ("transformers", "torch", "tokenizers", "huggingface_hub")
 
 _templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("hub_cards", "templates"),
+    loader=jinja2.PackageLoader(__package__, "templates"),
     undefined=jinja2.StrictUndefined,  # a misspelt variable fails the render instead of leaving a hole
     trim_blocks=True,
     lstrip_blocks=True,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from training import cli
+from openbert.training import cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MODULE_COMMANDS = {command.module: words for words, command in cli.COMMANDS.items() if not command.extra_args}

@@ -13,8 +13,8 @@ from huggingface_hub import ModelCard
 from tiny_checkpoint import save_tiny_checkpoint
 from transformers import AutoConfig, pipeline
 
-from training.finetune_arguments import ModelArguments
-from training.finetune_classification import DataArguments, main
+from openbert.training.finetune_arguments import ModelArguments
+from openbert.training.finetune_classification import DataArguments, main
 
 POSITIVE = ["a great film", "great acting and a great plot", "truly great", "great fun", "simply great work",
             "the ending was great", "great music", "great from start to finish"]
@@ -87,7 +87,7 @@ def test_saved_model_through_remote_code(trained):
     out, _ = trained
     script = textwrap.dedent(f"""
         import json, sys
-        sys.modules["modeling"] = None  # openbert is not importable: the checkpoint's own code must run
+        sys.modules["openbert"] = None  # openbert is not importable: the checkpoint's own code must run
         from transformers import pipeline
         classify = pipeline("text-classification", model={str(out)!r}, trust_remote_code=True)
         print(json.dumps([type(classify.model).__module__, classify("great music")[0]["label"]]))

@@ -11,7 +11,7 @@ from huggingface_hub import ModelCard
 from tiny_checkpoint import save_tiny_checkpoint
 from transformers import pipeline
 
-from training.finetune_qa import QADataArguments, main
+from openbert.training.finetune_qa import QADataArguments, main
 
 NAMES = ["Ada", "Bob", "Cleo", "Dan", "Eve", "Finn"]
 CITIES = ["Paris", "Lyon", "Nice", "Rome", "Oslo", "Bern"]
@@ -99,7 +99,7 @@ def test_saved_model_and_pipeline_through_remote_code(trained):
     script = textwrap.dedent(f"""
         import json, sys
         # Neither openbert's model nor its training package may be used: the checkpoint's own code must run.
-        sys.modules["modeling"] = None
+        sys.modules["openbert"] = None
         sys.modules["training"] = None
         from transformers import pipeline
         answer = pipeline("question-answering", model={str(out)!r}, trust_remote_code=True)

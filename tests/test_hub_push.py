@@ -21,11 +21,11 @@ import torch
 from hub_server import LocalHub
 from transformers import TrainingArguments
 
-import modeling
-from hub_cards import REPO_ID_PLACEHOLDER, write_model_card
-from tokenization import build_bert_tokenizer, save_tokenizer
-from training.curves import plot_log_history
-from training.push import PushError, files_to_push, hub_target_from_training_args
+from openbert import modeling
+from openbert.hub_cards import REPO_ID_PLACEHOLDER, write_model_card
+from openbert.tokenization import build_bert_tokenizer, save_tokenizer
+from openbert.training.curves import plot_log_history
+from openbert.training.push import PushError, files_to_push, hub_target_from_training_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOKEN, OTHER_TOKEN = "hf_tester_write_token", "hf_other_write_token"
@@ -42,7 +42,7 @@ LOCAL_ONLY = ("optimizer.pt", "training_args.bin", "trainer_state.json", "checkp
 PULL_SCRIPT = textwrap.dedent(
     """
     import re, sys
-    sys.modules["modeling"] = None  # the installed package must not be what loads the model
+    sys.modules["openbert"] = None  # the installed package must not be what loads the model
     import torch, transformers
     from huggingface_hub import ModelCard
     repo_id, texts, out = sys.argv[1], sys.argv[2].split("|"), sys.argv[3]
@@ -130,7 +130,7 @@ def push(checkpoint_dir: Path, repo_id: str, env: dict[str, str], *extra: str) -
 
 
 def pull(repo_id: str, env: dict[str, str], out: Path) -> dict:
-    """Load `repo_id` in a process where `import modeling` is impossible; return what it computed."""
+    """Load `repo_id` in a process where `import openbert` is impossible; return what it computed."""
     result = subprocess.run([sys.executable, "-c", PULL_SCRIPT, repo_id, "|".join(TEXTS), str(out)], env=env,
                             cwd=out.parent, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

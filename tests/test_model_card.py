@@ -13,15 +13,15 @@ from huggingface_hub import ModelCard
 from transformers import TrainingArguments
 from transformers.pipelines import REMOVED_TASKS, SUPPORTED_TASKS
 
-import modeling
-from hub_cards import (
+from openbert import modeling
+from openbert.hub_cards import (
     REPO_ID_PLACEHOLDER,
     TASKS,
     hardware_description,
     hyperparameters_from_training_args,
     write_model_card,
 )
-from tokenization import build_bert_tokenizer, save_tokenizer
+from openbert.tokenization import build_bert_tokenizer, save_tokenizer
 
 TINY = dict(vocab_size=97, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=48,
             max_position_embeddings=40)

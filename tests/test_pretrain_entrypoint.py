@@ -33,11 +33,11 @@ from transformers import (
     pipeline,
 )
 
-import modeling
-from training.collator import DataCollatorForPreTraining, mask_dataset
-from training.corpus import load_documents
-from training.pretrain import PretrainDataArguments, PretrainModelArguments, main
-from training.pretraining_data import prepare_pretraining_dataset
+from openbert import modeling
+from openbert.training.collator import DataCollatorForPreTraining, mask_dataset
+from openbert.training.corpus import load_documents
+from openbert.training.pretrain import PretrainDataArguments, PretrainModelArguments, main
+from openbert.training.pretraining_data import prepare_pretraining_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = "num_hidden_layers=2,hidden_size=64,num_attention_heads=2,intermediate_size=128,max_position_embeddings=64"
@@ -239,7 +239,7 @@ def test_bad_invocations_fail_with_clear_errors(corpus_dir):
 KILLER = """
 import os, signal, sys
 from transformers import TrainerCallback
-from training.pretrain import main
+from openbert.training.pretrain import main
 
 class KillAfterSave(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):

@@ -12,9 +12,9 @@ import datasets
 import torch
 from transformers import BertConfig, BertForPreTraining, BertTokenizer
 
-from modeling import OpenBertForPreTraining
-from training.collator import DataCollatorForPreTraining
-from training.pretraining_data import prepare_pretraining_dataset
+from openbert.modeling import OpenBertForPreTraining
+from openbert.training.collator import DataCollatorForPreTraining
+from openbert.training.pretraining_data import prepare_pretraining_dataset
 
 STEPS = 20
 BATCH_SIZE = 8

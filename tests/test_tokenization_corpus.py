@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from datasets import Dataset, IterableDataset
 
-from tokenization import iter_text_batches, read_text_files
+from openbert.tokenization import iter_text_batches, read_text_files
 
 TEXTS = ["First line.", "  indented second line", "Ünïcödé 中文 🤗", "last\twith\ttabs"]
 

@@ -11,7 +11,7 @@ from tokenizers import Tokenizer
 from tokenizers.models import BPE
 from transformers import PreTrainedTokenizerFast
 
-from tokenization import (
+from openbert.tokenization import (
     build_bert_tokenizer,
     iter_text_batches,
     read_text_files,

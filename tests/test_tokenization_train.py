@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer, BertTokenizer
 
-from tokenization import special_token_ids, tokenizer_from_vocab, train_tokenizer
-from tokenization.train import main
+from openbert.tokenization import special_token_ids, tokenizer_from_vocab, train_tokenizer
+from openbert.tokenization.train import main
 
 VOCAB_SIZE = 4000
 TRAIN_ARTICLES = 50  # of WikiText-2's 60 validation articles; the other 10 are held out
@@ -205,10 +205,10 @@ def test_command_line_runs_as_a_module_and_reports_errors(
 ) -> None:
     """`python -m tokenization.train` with a missing file exits with status 2 and names the file."""
     missing = tmp_path / "missing.txt"
-    monkeypatch.delitem(sys.modules, "tokenization.train")  # as in a fresh `python -m` process
+    monkeypatch.delitem(sys.modules, "openbert.tokenization.train")  # as in a fresh `python -m` process
     monkeypatch.setattr(sys, "argv", ["train", "--input", str(missing), "--output", str(tmp_path / "out")])
     with pytest.raises(SystemExit) as exit_info:
-        runpy.run_module("tokenization.train", run_name="__main__")
+        runpy.run_module("openbert.tokenization.train", run_name="__main__")
     assert exit_info.value.code == 2
     assert f"input file(s) not found: {missing}" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

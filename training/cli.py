@@ -30,17 +30,18 @@ class Command:
 
 
 COMMANDS: dict[tuple[str, ...], Command] = {
-    ("tokenizer", "train"): Command("tokenization.train", "train a BERT WordPiece tokenizer on raw text"),
-    ("pretrain",): Command("training.pretrain", "pretrain with masked-LM + next-sentence prediction"),
+    ("tokenizer", "train"): Command("openbert.tokenization.train", "train a BERT WordPiece tokenizer on raw text"),
+    ("pretrain",): Command("openbert.training.pretrain", "pretrain with masked-LM + next-sentence prediction"),
     ("finetune", "classification"): Command(
-        "training.finetune_classification", "fine-tune for sequence classification (sentiment, GLUE)"),
-    ("finetune", "qa"): Command("training.finetune_qa", "fine-tune for extractive question answering (SQuAD)"),
+        "openbert.training.finetune_classification", "fine-tune for sequence classification (sentiment, GLUE)"),
+    ("finetune", "qa"): Command("openbert.training.finetune_qa", "fine-tune for extractive question answering (SQuAD)"),
     ("evaluate", "classification"): Command(
-        "training.finetune_classification", "evaluate a classifier on labelled data", ("--do_eval",)),
-    ("evaluate", "qa"): Command("training.finetune_qa", "evaluate a QA model on SQuAD-format data", ("--do_eval",)),
-    ("push",): Command("training.push", "push a checkpoint (weights, code, tokenizer, card) to the Hub"),
-    ("convert",): Command("modeling.convert", "convert checkpoints between openbert and transformers' BERT"),
-    ("quickstart",): Command("training.quickstart", "run the main job end to end on built-in data"),
+        "openbert.training.finetune_classification", "evaluate a classifier on labelled data", ("--do_eval",)),
+    ("evaluate", "qa"): Command(
+        "openbert.training.finetune_qa", "evaluate a QA model on SQuAD-format data", ("--do_eval",)),
+    ("push",): Command("openbert.training.push", "push a checkpoint (weights, code, tokenizer, card) to the Hub"),
+    ("convert",): Command("openbert.modeling.convert", "convert checkpoints between openbert and transformers' BERT"),
+    ("quickstart",): Command("openbert.training.quickstart", "run the main job end to end on built-in data"),
 }
 
 

@@ -35,9 +35,9 @@ import torch
 from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
-from .pretraining_data import tokenizer_fingerprint
+from openbert.modeling import IGNORE_INDEX
 
-IGNORE_INDEX = -100
+from .pretraining_data import tokenizer_fingerprint
 
 
 @dataclass

@@ -25,7 +25,7 @@ from pathlib import Path
 import datasets
 from datasets.fingerprint import Hasher
 
-from tokenization.corpus import iter_lines
+from openbert.tokenization.corpus import iter_lines
 
 # Suffixes (before an optional .gz/.bz2/.xz/.zst) that `datasets` reads with a builder of the same name.
 _TABULAR_BUILDERS = {

@@ -39,7 +39,7 @@ from transformers import (
     set_seed,
 )
 
-from modeling import OpenBertForSequenceClassification
+from openbert.modeling import OpenBertForSequenceClassification
 
 from .arguments import parse_args
 from .classification_data import (

@@ -37,7 +37,7 @@ from transformers import (
     set_seed,
 )
 
-from modeling import OpenBertForQuestionAnswering
+from openbert.modeling import OpenBertForQuestionAnswering
 
 from .arguments import parse_args
 from .curves import plot_log_history

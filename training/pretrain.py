@@ -34,7 +34,7 @@ import transformers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from modeling import OpenBertConfig, OpenBertForPreTraining
+from openbert.modeling import OpenBertConfig, OpenBertForPreTraining
 
 from .arguments import parse_args
 from .collator import DataCollatorForPreTraining, MaskingEpochCallback, mask_dataset
@@ -187,7 +187,7 @@ def _load_tokenizer(model_args: PretrainModelArguments, train_documents, trainin
     source = resume_dir or model_args.tokenizer_name or model_args.model_name_or_path
     if source:
         return AutoTokenizer.from_pretrained(source)
-    from tokenization import train_tokenizer
+    from openbert.tokenization import train_tokenizer
 
     tokenizer_dir = Path(training_args.output_dir) / TOKENIZER_SUBDIR
     # local=False: the tokenizer lands in the (shared) output dir, so every node waits for global rank 0.

@@ -41,7 +41,7 @@ def finish_run(
     Call on the main process after the model, tokenizer and curves are saved. Only a trained and evaluated
     model gets a card (it reports the evaluation); evaluation-only runs leave an existing card alone.
     """
-    from hub_cards import write_model_card
+    from openbert.hub_cards import write_model_card
 
     metrics = {k: v for k, v in results.items()
                if k.startswith("eval_") and not k.endswith(_COUNT_SUFFIXES) and "_skipped_" not in k}

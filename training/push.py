@@ -36,7 +36,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from hub_cards import CARD_FILENAME, REPO_ID_PLACEHOLDER
+from openbert.hub_cards import CARD_FILENAME, REPO_ID_PLACEHOLDER
 
 logger = logging.getLogger(__name__)
 

@@ -112,7 +112,7 @@ def _eval_history(output_dir: Path, key: str) -> list[float]:
 
 
 def run(args: QuickstartArguments) -> list[Stage]:
-    from tokenization import train_tokenizer
+    from openbert.tokenization import train_tokenizer
 
     from . import finetune_classification, finetune_qa, pretrain
 
