@@ -11,32 +11,5 @@ so each room's folder becomes its sub-package (pyproject.toml).
 
 # Absolute, not relative: pytest imports the repository root's __init__.py under the folder's own name, and a
 # relative import would then load a second copy of every model class and register it with the Auto classes.
-from openbert.modeling import (
-    AUTO_CLASS_NAMES,
-    IGNORE_INDEX,
-    OpenBertConfig,
-    OpenBertForMaskedLM,
-    OpenBertForMultipleChoice,
-    OpenBertForNextSentencePrediction,
-    OpenBertForPreTraining,
-    OpenBertForQuestionAnswering,
-    OpenBertForSequenceClassification,
-    OpenBertForTokenClassification,
-    OpenBertModel,
-    OpenBertPreTrainedModel,
-)
-
-__all__ = [
-    "AUTO_CLASS_NAMES",
-    "IGNORE_INDEX",
-    "OpenBertConfig",
-    "OpenBertForMaskedLM",
-    "OpenBertForMultipleChoice",
-    "OpenBertForNextSentencePrediction",
-    "OpenBertForPreTraining",
-    "OpenBertForQuestionAnswering",
-    "OpenBertForSequenceClassification",
-    "OpenBertForTokenClassification",
-    "OpenBertModel",
-    "OpenBertPreTrainedModel",
-]
+from openbert.modeling import *  # noqa: F403  (the model's public names: modeling's __all__)
+from openbert.modeling import __all__  # noqa: F401
