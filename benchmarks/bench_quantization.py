@@ -21,7 +21,7 @@ import torch
 from torch.ao.quantization import quantize_dynamic
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-import modeling  # noqa: F401  (registers openbert with the Auto classes)
+import openbert  # noqa: F401  (registers openbert with the Auto classes)
 
 DEFAULT_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue" / "SST-2" / "dev.tsv"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from transformers import BertTokenizer
 from transformers.models.bert.tokenization_bert import load_vocab
 
-from tokenization import read_text_files, tokenizer_from_vocab, train_tokenizer
+from openbert.tokenization import read_text_files, tokenizer_from_vocab, train_tokenizer
 
 DEFAULT_TEXT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext" / "wiki.valid.raw"
 

@@ -1,11 +1,11 @@
 """openbert vs transformers' BERT: same weights, same inputs, one process, alternating runs, medians.
 
-    python benchmarks/bench_vs_transformers.py                 # small (L4/H256) and base (L12/H768)
-    python benchmarks/bench_vs_transformers.py --sizes small --repeats 7
+    python benchmarks/bench_vs_transformers.py                 # mini (L4/H256) and base (L12/H768)
+    python benchmarks/bench_vs_transformers.py --sizes mini --repeats 7
     python benchmarks/bench_vs_transformers.py --device cuda --batch-size 128 --peak-tflops 989
 
 Measures, for each size: inference tokens/s on variable-length batches (lengths uniform in [16, 128] for
-small, [32, 256] for base) and on full-length batches; one pretraining step (MLM + NSP, forward + backward +
+mini, [32, 256] for base) and on full-length batches; one pretraining step (MLM + NSP, forward + backward +
 AdamW) on variable-length batches, with openbert configured as its pretraining runs it (`sparse_prediction`)
 and with its default config (full MLM logits, like transformers); and the peak memory of the former.
 Tokens/s counts real tokens only, so both models are credited for the same work. Ratios are ours /
@@ -33,11 +33,11 @@ from dataclasses import dataclass
 import torch
 import transformers
 
-import modeling
+from openbert import modeling
 
 SIZES = {
-    "small": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024,
-                  lengths=(16, 128)),
+    "mini": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024,
+                 lengths=(16, 128)),
     "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
                  lengths=(32, 256)),
 }
@@ -256,7 +256,7 @@ def peak_memory(size: str, args: argparse.Namespace) -> Measure:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["small", "base"], choices=list(SIZES))
+    parser.add_argument("--sizes", nargs="+", default=["mini", "base"], choices=list(SIZES))
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per batch (default 16)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per model (default 5)")
     parser.add_argument("--batches", type=int, default=6,

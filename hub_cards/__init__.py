@@ -1,11 +1,11 @@
-"""Model cards for openbert checkpoints: templates in `templates/`, rendered by `model_card.write_model_card`."""
+"""Model cards for openbert checkpoints, rendered from plain values: templates in `templates/`, filled by
+`model_card.write_model_card`."""
 
-from hub_cards.hardware import hardware_description
-from hub_cards.model_card import (
+from .hardware import hardware_description
+from .model_card import (
     CARD_FILENAME,
     REPO_ID_PLACEHOLDER,
     TASKS,
-    hyperparameters_from_training_args,
     write_model_card,
 )
 
@@ -14,6 +14,5 @@ __all__ = [
     "REPO_ID_PLACEHOLDER",
     "TASKS",
     "hardware_description",
-    "hyperparameters_from_training_args",
     "write_model_card",
 ]

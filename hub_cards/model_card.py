@@ -4,7 +4,8 @@ The YAML metadata comes from `huggingface_hub.ModelCardData` (so `model-index` h
 from the Jinja templates in `hub_cards/templates/` (`pretrained.md` and `finetuned.md`, both extending
 `base.md`). Every number in a card is read from the run: the architecture from the checkpoint's `config.json`,
 the parameter count from its safetensors headers, the hyperparameters, step count, wall time and metrics from
-the caller (the Trainer's own values), the hardware and library versions from the running process.
+the caller as plain values (`openbert.training.hub.card` takes them from a training run), the hardware and library
+versions from the running process.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from hub_cards.hardware import hardware_description
+from .hardware import hardware_description
 
 CARD_FILENAME = "README.md"
 # Stands for the repo id in the card's code snippets until the push, which fills in the real one; a card
@@ -49,12 +50,6 @@ TASKS: dict[str, _Task] = {
 
 # Trainer metrics that describe the evaluation loop rather than the model.
 _BOOKKEEPING_METRICS = {"runtime", "samples_per_second", "steps_per_second", "epoch", "model_preparation_time"}
-# The TrainingArguments fields a reader needs to reproduce a run (the other ~100 are logging and plumbing).
-TRAINING_ARGUMENT_KEYS = (
-    "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-    "num_train_epochs", "max_steps", "warmup_steps", "lr_scheduler_type", "weight_decay", "optim", "adam_beta1",
-    "adam_beta2", "adam_epsilon", "max_grad_norm", "seed", "bf16", "fp16",
-)
 _ARCHITECTURE_FIELDS = (
     ("Layers", "num_hidden_layers"), ("Hidden size", "hidden_size"), ("Attention heads", "num_attention_heads"),
     ("Feed-forward size", "intermediate_size"), ("Activation", "hidden_act"), ("Vocabulary", "vocab_size"),
@@ -63,7 +58,7 @@ _ARCHITECTURE_FIELDS = (
 _SOFTWARE = ("transformers", "torch", "tokenizers", "huggingface_hub")
 
 _templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("hub_cards", "templates"),
+    loader=jinja2.PackageLoader(__package__, "templates"),
     undefined=jinja2.StrictUndefined,  # a misspelt variable fails the render instead of leaving a hole
     trim_blocks=True,
     lstrip_blocks=True,
@@ -72,28 +67,15 @@ _templates = jinja2.Environment(
 
 
 def write_model_card(
-    output_dir: str | Path,
-    *,
-    kind: Literal["pretrained", "finetuned"],
-    task: str,
-    metrics: Mapping[str, Any],
-    hyperparameters: Mapping[str, Any] | Any,
-    train_runtime_s: float,
-    datasets: Sequence[str],
-    base_model: str | None = None,
-    train_steps: int | None = None,
-    dataset_config: str | None = None,
-    eval_split: str = "validation",
-    language: str | list[str] = "en",
-    license: str = "apache-2.0",
-    model_name: str | None = None,
-    repo_id: str | None = None,
-    hardware: str | None = None,
+    output_dir: str | Path, *, kind: Literal["pretrained", "finetuned"], task: str, metrics: Mapping[str, Any],
+    hyperparameters: Mapping[str, Any], train_runtime_s: float, datasets: Sequence[str], base_model: str | None = None,
+    train_steps: int | None = None, dataset_config: str | None = None, eval_split: str = "validation",
+    language: str | list[str] = "en", license: str = "apache-2.0", model_name: str | None = None,
+    repo_id: str | None = None, hardware: str | None = None,
 ) -> Path:
-    """Render the model card of the checkpoint in `output_dir` and write it to `output_dir/README.md`.
+    """Render the model card of the checkpoint in `output_dir` and write it to `output_dir/README.md`; return its path.
 
-    Call it after the model, its config and tokenizer are saved there (and after any curves PNG is drawn
-    there, which the card then shows).
+    Call it after the model, its config and tokenizer are saved there (and any curves PNG, which the card shows).
 
     Args:
         kind: "pretrained" (an encoder trained with MLM/NSP) or "finetuned" (a task model).
@@ -101,23 +83,54 @@ def write_model_card(
         metrics: the run's final evaluation metrics as the Trainer returns them ("eval_accuracy": 0.91, ...);
             the "eval_"/"test_" prefix is dropped and loop bookkeeping (runtime, samples/s, epoch) left out.
             They become the card's `model-index` and its results table, unrounded in the metadata.
-        hyperparameters: the run's `TrainingArguments` (shown as `hyperparameters_from_training_args` selects)
-            or a mapping of name -> value shown as given.
+        hyperparameters: name -> value, shown as given.
         train_runtime_s: training wall time in seconds (the Trainer's `train_runtime`).
         datasets: Hub ids of the training data sets; the first one is the evaluation data set.
         base_model: the model that was fine-tuned (required when kind="finetuned"): a Hub repo id (linked, and
             in the metadata), or a local checkpoint folder (named in the text only).
-        train_steps: optimisation steps taken; default: `global_step` from `output_dir/trainer_state.json`.
+        train_steps: optimisation steps taken (left out of the card when None).
         dataset_config: the data set configuration evaluated (e.g. "sst2" for GLUE).
         eval_split: the split the metrics were measured on.
         model_name: the card's title and `model-index` name; default: the output directory's name.
         repo_id: the repo the checkpoint will live in, for the usage snippets; default: `REPO_ID_PLACEHOLDER`,
-            which `training.push` replaces with the real repo id in the copy it uploads.
+            which `openbert push` replaces with the real repo id in the copy it uploads.
         hardware: what the run trained on; default: `hardware_description()` of this process.
-
-    Returns:
-        The path of the written card.
     """
+    hub_base_model = _checked_base_model(kind, task, base_model, repo_id, datasets, hyperparameters)
+    output_dir = Path(output_dir)
+    results = _eval_results(metrics)
+    model_name = model_name or output_dir.resolve().name
+    card_data = ModelCardData(
+        language=language, license=license, library_name="transformers", tags=[*CARD_TAGS, task], pipeline_tag=task,
+        datasets=list(datasets), base_model=hub_base_model, model_name=model_name,
+        metrics=[name for name in results if name != "loss"] or None, eval_results=[
+            EvalResult(task_type=task, task_name=TASKS[task].title, dataset_type=datasets[0], dataset_name=datasets[0],
+                       dataset_config=dataset_config, dataset_split=eval_split, metric_type=name, metric_name=name,
+                       metric_value=value)
+            for name, value in results.items()
+        ],
+    )
+    text = _templates.get_template(f"{kind}.md").render(
+        card_data=card_data.to_yaml(), model_name=model_name, repo_id=repo_id or REPO_ID_PLACEHOLDER,
+        base_model_link=(f"[{hub_base_model}](https://huggingface.co/{hub_base_model})" if hub_base_model
+                         else f"the local checkpoint `{Path(base_model).name}`" if base_model else None),
+        datasets=list(datasets), dataset_config=dataset_config, eval_split=eval_split,
+        hyperparameters=[(name, _format(value)) for name, value in hyperparameters.items()],
+        train_steps=f"{train_steps:,}" if train_steps is not None else None,
+        train_runtime=_format_duration(train_runtime_s), hardware=hardware or hardware_description(),
+        results=[(name, _format(value)) for name, value in results.items()],
+        language=language if isinstance(language, str) else ", ".join(language), **_checkpoint_values(task, output_dir),
+    )
+    card = ModelCard(text)  # parses the metadata back: a card the Hub could not read fails here
+    path = output_dir / CARD_FILENAME
+    card.save(path)
+    return path
+
+
+def _checked_base_model(kind: str, task: str, base_model: str | None, repo_id: str | None, datasets: Sequence[str],
+                        hyperparameters: Any) -> str | None:
+    """Raise for arguments a card cannot be made of; return `base_model` when it is a Hub id (a local folder is
+    named in the text only, not in the metadata)."""
     if kind not in ("pretrained", "finetuned"):
         raise ValueError(f"kind must be 'pretrained' or 'finetuned', got {kind!r}")
     if task not in TASKS:
@@ -125,76 +138,31 @@ def write_model_card(
     if kind == "finetuned" and not base_model:
         raise ValueError("a fine-tuned model's card needs base_model: the Hub repo id or local folder of the "
                          "model fine-tuned")
-    # A local folder is named in the text; only a Hub id goes into the metadata and gets a link.
     hub_base_model = base_model if base_model and not Path(base_model).exists() else None
     if hub_base_model is not None:
         _check_repo_id(hub_base_model, "base_model")
-    base_model_link = (f"[{hub_base_model}](https://huggingface.co/{hub_base_model})" if hub_base_model
-                       else f"the local checkpoint `{Path(base_model).name}`" if base_model else None)
     if repo_id is not None:
         _check_repo_id(repo_id, "repo_id")
     if isinstance(datasets, str) or not datasets:
         raise ValueError("datasets must be a non-empty list of Hub data set ids, e.g. ['nyu-mll/glue']")
     if not isinstance(hyperparameters, Mapping):
-        hyperparameters = hyperparameters_from_training_args(hyperparameters)
-    output_dir = Path(output_dir)
-    config = _read_config(output_dir)
-    results = _eval_results(metrics)
-    model_name = model_name or output_dir.resolve().name
-    task_info = TASKS[task]
-    auto_map = config.get("auto_map", {})
-    auto_class = next((c for c in task_info.auto_classes if c in auto_map), task_info.auto_classes[0])
+        raise TypeError(f"hyperparameters must be a mapping of name -> value, got {type(hyperparameters).__name__}")
+    return hub_base_model
 
-    card_data = ModelCardData(
-        language=language,
-        license=license,
-        library_name="transformers",
-        tags=[*CARD_TAGS, task],
-        pipeline_tag=task,
-        datasets=list(datasets),
-        base_model=hub_base_model,
-        metrics=[name for name in results if name != "loss"] or None,
-        model_name=model_name,
-        eval_results=[
-            EvalResult(
-                task_type=task, task_name=task_info.title, dataset_type=datasets[0], dataset_name=datasets[0],
-                dataset_config=dataset_config, dataset_split=eval_split, metric_type=name, metric_name=name,
-                metric_value=value,
-            )
-            for name, value in results.items()
-        ],
-    )
-    if train_steps is None:
-        train_steps = _global_step(output_dir)
-    text = _templates.get_template(f"{kind}.md").render(
-        card_data=card_data.to_yaml(),
-        model_name=model_name,
-        repo_id=repo_id or REPO_ID_PLACEHOLDER,
-        task=task,
-        task_title=task_info.title,
-        auto_class=auto_class,
-        has_pipeline=_has_pipeline(task, auto_class),
-        base_model_link=base_model_link,
-        objectives=_objectives(config),
-        config=config,
-        architecture=_architecture_rows(config, _parameter_count(output_dir)),
-        labels=_labels(config) if task in ("text-classification", "token-classification") else [],
-        datasets=list(datasets),
-        dataset_config=dataset_config,
-        eval_split=eval_split,
-        hyperparameters=[(name, _format(value)) for name, value in hyperparameters.items()],
-        train_steps=f"{train_steps:,}" if train_steps is not None else None,
-        train_runtime=_format_duration(train_runtime_s),
-        hardware=hardware or hardware_description(),
-        software=", ".join(f"{name} {_version(name)}" for name in _SOFTWARE),
-        curves=sorted(p.name for p in output_dir.glob("*.png")),
-        results=[(name, _format(value)) for name, value in results.items()],
-        language=language if isinstance(language, str) else ", ".join(language),
-    )
-    card = ModelCard(text)  # parses the metadata back: a card the Hub could not read fails here
-    path = output_dir / CARD_FILENAME
-    card.save(path)
-    return path
+
+def _checkpoint_values(task: str, output_dir: Path) -> dict[str, Any]:
+    """What the card says that comes from the saved checkpoint and this process, not from the caller."""
+    config = _read_config(output_dir)
+    task_info = TASKS[task]
+    auto_class = next((c for c in task_info.auto_classes if c in config.get("auto_map", {})), task_info.auto_classes[0])
+    return {
+        "task": task, "task_title": task_info.title, "auto_class": auto_class,
+        "has_pipeline": _has_pipeline(task, auto_class), "objectives": _objectives(config), "config": config,
+        "architecture": _architecture_rows(config, _parameter_count(output_dir)),
+        "labels": _labels(config) if task in ("text-classification", "token-classification") else [],
+        "software": ", ".join(f"{name} {_version(name)}" for name in _SOFTWARE),
+        "curves": sorted(p.name for p in output_dir.glob("*.png")),
+    }
 
 
 def _check_repo_id(value: str, name: str) -> None:
@@ -233,11 +201,6 @@ def _parameter_count(output_dir: Path) -> int:
     return total
 
 
-def _global_step(output_dir: Path) -> int | None:
-    state = output_dir / "trainer_state.json"
-    return json.loads(state.read_text()).get("global_step") if state.is_file() else None
-
-
 def _eval_results(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The model's scores from Trainer metrics: "eval_accuracy" -> "accuracy"; bookkeeping dropped."""
     results: dict[str, float] = {}
@@ -251,25 +214,6 @@ def _eval_results(metrics: Mapping[str, Any]) -> dict[str, float]:
     if not results:
         raise ValueError(f"metrics hold no evaluation result (got keys {sorted(metrics)}): pass trainer.evaluate()")
     return results
-
-
-def hyperparameters_from_training_args(args: Any) -> dict[str, Any]:
-    """The fields of a `TrainingArguments` a reader needs to reproduce a run, plus the total batch size.
-
-    Merge data hyperparameters into the result before passing it to `write_model_card`, e.g.
-    `{**hyperparameters_from_training_args(args), "max_seq_length": 128}`.
-    """
-    if not hasattr(args, "to_dict"):
-        raise TypeError(f"expected a transformers TrainingArguments, got {type(args).__name__}")
-    values = args.to_dict()
-    chosen = {key: values[key] for key in TRAINING_ARGUMENT_KEYS if key in values}
-    if chosen.get("max_steps", 0) <= 0:  # -1 means "as many as the epochs take": nothing to report
-        chosen.pop("max_steps", None)
-    world_size = getattr(args, "world_size", 1)
-    chosen["total_train_batch_size"] = (
-        values["per_device_train_batch_size"] * values["gradient_accumulation_steps"] * world_size
-    )
-    return chosen
 
 
 def _architecture_rows(config: Mapping[str, Any], parameters: int) -> list[tuple[str, str]]:
@@ -287,7 +231,7 @@ def _has_pipeline(task: str, auto_class: str) -> bool:
     from transformers import pipelines  # deferred: heavy, and only needed here
 
     # A removed task stays unavailable even when code registers a pipeline under its name in this process
-    # (training.qa_pipeline does): `pipeline()` refuses it before it looks at the registry.
+    # (openbert.training.qa.pipeline does): `pipeline()` refuses it before it looks at the registry.
     available = task in pipelines.SUPPORTED_TASKS and task not in getattr(pipelines, "REMOVED_TASKS", {})
     # the fill-mask pipeline needs a masked-LM head; a pretraining checkpoint also maps AutoModelForMaskedLM
     return available and (task != "fill-mask" or auto_class == "AutoModelForMaskedLM")

@@ -1,6 +1,6 @@
 """openbert models, registered with transformers' Auto classes on import.
 
-After `import modeling`, `AutoConfig`/`AutoModel*` resolve model_type `openbert` to these classes, and every
+After `import openbert`, `AutoConfig`/`AutoModel*` resolve model_type `openbert` to these classes, and every
 `save_pretrained` writes `auto_map` and copies this package's modeling files next to the weights, so the
 checkpoint loads with `trust_remote_code=True` where openbert is not installed.
 """

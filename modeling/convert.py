@@ -1,24 +1,32 @@
-"""Convert checkpoints between openbert and transformers' BERT.
+"""`openbert convert`: convert checkpoints between openbert and transformers' BERT.
 
-    python -m modeling.convert --to-transformers OPENBERT_DIR OUT_DIR   # loads in transformers' Bert* classes
-    python -m modeling.convert --from-transformers BERT_DIR OUT_DIR     # an openbert checkpoint with its code
+    openbert convert --to transformers --model_name_or_path OPENBERT_DIR --output_dir OUT_DIR   # for Bert* classes
+    openbert convert --to openbert --model_name_or_path BERT_DIR --output_dir OUT_DIR  # an openbert one with its code
 
 The weights are the same tensors under the same names; only the config's model_type, the class and the
 remote code differ. The tokenizer, when the source has one, is copied along. The output directory is
 written to a temporary sibling first and renamed into place, so a failed conversion leaves nothing behind.
+
+The command follows the convention of every openbert command (`openbert.tokenization.command_line`) with
+transformers' parser directly, since modeling/ imports nothing of ours: `--name` or `--na-me`, one JSON/YAML file
+holding every option, and the 0.1 form `--to-transformers SOURCE DEST` still accepted with a warning.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import transformers
-from transformers import AutoTokenizer, BertConfig
+from transformers import AutoTokenizer, BertConfig, HfArgumentParser
 
 from . import modeling_openbert
 
@@ -92,22 +100,41 @@ def from_transformers(source: str | Path, destination: str | Path) -> Path:
     return _write_atomically(destination, write)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m modeling.convert",
-        description="Convert a checkpoint between openbert and transformers' BERT (same weights, same names).",
-    )
-    direction = parser.add_mutually_exclusive_group(required=True)
-    direction.add_argument("--to-transformers", action="store_true",
-                           help="SOURCE is an openbert checkpoint; write one that transformers' Bert* classes load")
-    direction.add_argument("--from-transformers", action="store_true",
-                           help="SOURCE is a transformers BERT checkpoint; write an openbert one with its code")
-    parser.add_argument("source", type=Path, help="checkpoint directory to read")
-    parser.add_argument("destination", type=Path, help="new (or empty) directory to write")
-    args = parser.parse_args(argv)
-    convert = to_transformers if args.to_transformers else from_transformers
-    written = convert(args.source, args.destination)
-    print(f"wrote {written}")
+@dataclass
+class ConvertArguments:
+    to: Literal["openbert", "transformers"] = field(metadata={
+        "help": "transformers: write an openbert checkpoint as one transformers' Bert* classes load; openbert: "
+                "write a transformers BERT checkpoint as an openbert one, with its modeling code."})
+    model_name_or_path: str = field(metadata={"help": "The checkpoint folder to read."})
+    output_dir: str = field(metadata={"help": "A new (or empty) folder to write."})
+
+
+# The 0.1 form `--to-transformers SOURCE DEST`: the old flag and the direction it means.
+OLD_DIRECTIONS = {"--to-transformers": "transformers", "--from-transformers": "openbert"}
+
+
+def _rewrite_old_form(argv: list[str], command: str) -> list[str]:
+    """`argv`, with the 0.1 form `--to-transformers|--from-transformers SOURCE DEST` rewritten to today's options."""
+    old = [argument for argument in argv if argument in OLD_DIRECTIONS]
+    paths = [argument for argument in argv if not argument.startswith("-")]
+    if len(old) != 1 or len(paths) != 2 or len(argv) != 3:
+        return argv
+    to = OLD_DIRECTIONS[old[0]]
+    warnings.warn(f"`openbert {command} {old[0]} SOURCE DEST` is deprecated and stops working in openbert 0.3: use "
+                  f"--to {to} --model_name_or_path SOURCE --output_dir DEST", FutureWarning, stacklevel=3)
+    return ["--to", to, "--model_name_or_path", paths[0], "--output_dir", paths[1]]
+
+
+def main(argv: Sequence[str] | None = None, command: str = "convert") -> None:
+    argv = _rewrite_old_form(list(sys.argv[1:] if argv is None else argv), command)
+    parser = HfArgumentParser(ConvertArguments, prog=f"openbert {command}",
+                              description=__doc__.split("\n\n")[0])
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        (args,) = parser.parse_json_file(argv[0]) if argv[0].endswith(".json") else parser.parse_yaml_file(argv[0])
+    else:
+        (args,) = parser.parse_args_into_dataclasses(args=argv)
+    convert = to_transformers if args.to == "transformers" else from_transformers
+    print(f"wrote {convert(args.model_name_or_path, args.output_dir)}")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,45 @@
-"""The `openbert` command, and the commands the README shows: each names a real subcommand and uses only
-options that subcommand's parser knows."""
+"""The `openbert` command: every subcommand follows one convention (the same name for the same concept, the old
+names of openbert 0.1 still accepted with a warning), the README's commands are valid, and the `python -m` paths
+of openbert 0.1 still run from a checkout."""
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import json
 import re
 import shlex
+import subprocess
+import sys
+import textwrap
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from transformers import HfArgumentParser
 
-from training import cli
+from openbert.modeling import convert
+from openbert.tokenization.command_line import parse_command_line
+from openbert.training import cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 MODULE_COMMANDS = {command.module: words for words, command in cli.COMMANDS.items() if not command.extra_args}
+# Concepts several commands share, and names they must not go by: their openbert 0.1 names or other tools' words.
+CONCEPTS = {
+    "train_files": {"input", "train_file", "corpus", "files"},
+    "validation_files": {"validation_file", "eval_files"},
+    "test_files": {"test_file", "predict_files"},
+    "output_dir": {"output", "out", "save_dir", "destination"},
+    "model_name_or_path": {"checkpoint", "model", "source", "model_dir"},
+    "hub_model_id": {"repo_id", "repo"},
+    "hub_private_repo": {"private"},
+    "hub_revision": {"revision", "branch"},
+    "hub_token": {"token"},
+    "min_frequency": {"tokenizer_min_frequency"},
+    "disable_tqdm": {"no_progress"},
+    "text_column": {"text_field"},
+}
 
 
 def help_text(words: tuple[str, ...], capsys) -> str:
@@ -20,6 +47,17 @@ def help_text(words: tuple[str, ...], capsys) -> str:
         cli.main([*words, "--help"])
     assert exit_info.value.code in (0, None)
     return capsys.readouterr().out
+
+
+def command_module(words: tuple[str, ...]):
+    """The module defining the subcommand's `main`, with its `ARGUMENTS` and `RENAMED_OPTIONS`."""
+    main = importlib.import_module(cli.COMMANDS[words].module).main
+    return sys.modules[main.__module__]
+
+
+def options_of(words: tuple[str, ...]) -> list[argparse.Action]:
+    types = (convert.ConvertArguments,) if words == ("convert",) else command_module(words).ARGUMENTS
+    return [action for action in HfArgumentParser(types)._actions if action.dest != "help"]
 
 
 def test_top_level_help_lists_every_command(capsys):
@@ -40,9 +78,95 @@ def test_group_help_and_unknown_command(capsys):
 
 
 @pytest.mark.parametrize("words", list(cli.COMMANDS))
-def test_every_subcommand_explains_itself(words, capsys):
+def test_every_subcommand_explains_itself_as_openbert(words, capsys):
     text = help_text(words, capsys)
-    assert "usage:" in text and len(text) > 200
+    assert text.startswith(f"usage: openbert {' '.join(words)} ") and len(text) > 200
+
+
+def test_a_concept_has_one_name_in_every_command():
+    """No command offers a retired or foreign name for a shared concept, every option also takes its dashed
+    spelling, and a name that several commands use takes the same kind of value in all of them."""
+    retired = set().union(*CONCEPTS.values())
+    kinds = defaultdict(set)
+    for words in cli.COMMANDS:
+        for action in options_of(words):
+            name = action.dest
+            assert name not in retired, (words, name)
+            # `--name`, `--na-me` and, for a flag that defaults to on, `--no_name`: nothing else.
+            assert {f"--{name.replace('_', '-')}", f"--{name}"} <= set(action.option_strings) or action.option_strings \
+                == [f"--no_{name}", f"--no-{name.replace('_', '-')}"], (words, action.option_strings)
+            if action.option_strings[0] == f"--{name}":
+                kinds[name].add((action.nargs in ("+", "*"), getattr(action.type, "__name__", str(action.type))))
+    assert {name: kind for name, kind in kinds.items() if len(kind) > 1} == {}
+
+
+OLD_AND_NEW = [
+    (("tokenizer", "train"),
+     ["--input", "a.txt", "b.txt", "--output", "tok", "--min-frequency", "3", "--no-progress", "--no-strip-accents"],
+     ["--train_files", "a.txt", "b.txt", "--output_dir", "tok", "--min_frequency", "3", "--disable_tqdm",
+      "--strip_accents", "false"]),
+    (("pretrain",), ["--tokenizer_min_frequency", "5", "--output_dir", "out"], ["--min_frequency", "5", "--output_dir",
+                                                                                 "out"]),
+    (("finetune", "classification"),
+     ["--model_name_or_path", "m", "--train_file", "t.csv", "--validation-file", "v.csv", "--test_file", "p.csv",
+      "--output_dir", "out"],
+     ["--model_name_or_path", "m", "--train_files", "t.csv", "--validation_files", "v.csv", "--test_files", "p.csv",
+      "--output_dir", "out"]),
+    (("finetune", "qa"), ["--model_name_or_path", "m", "--train_file", "t.json", "--output_dir", "out"],
+     ["--model_name_or_path", "m", "--train_files", "t.json", "--output_dir", "out"]),
+    (("push",),
+     ["--checkpoint", "ckpt", "--repo-id", "me/x", "--private", "--revision", "dev", "--token", "hf_x",
+      "--commit-message", "first"],
+     ["--model_name_or_path", "ckpt", "--hub_model_id", "me/x", "--hub_private_repo", "--hub_revision", "dev",
+      "--hub_token", "hf_x", "--commit_message", "first"]),
+]
+
+
+@pytest.mark.parametrize(("words", "old", "new"), OLD_AND_NEW, ids=lambda value: " ".join(value)[:40])
+def test_old_option_names_mean_today_s_with_a_warning(words, old, new):
+    module, command = command_module(words), " ".join(words)
+    with pytest.warns(FutureWarning, match=rf"`openbert {command} --[a-z_-]+` is deprecated .* use --"):
+        from_old = parse_command_line(command, module.ARGUMENTS, old, renamed=module.RENAMED_OPTIONS)
+    assert from_old == parse_command_line(command, module.ARGUMENTS, new, renamed=module.RENAMED_OPTIONS)
+
+
+def test_old_convert_form_means_today_s_with_a_warning(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(convert, "from_transformers", lambda source, destination: calls.append((source, destination)))
+    with pytest.warns(FutureWarning, match="--from-transformers SOURCE DEST` is deprecated"):
+        convert.main(["--from-transformers", "bert", "out"])
+    convert.main(["--to", "openbert", "--model_name_or_path", "bert", "--output-dir", "out"])
+    config = tmp_path / "convert.yaml"
+    config.write_text("to: openbert\nmodel_name_or_path: bert\noutput_dir: out\n")
+    convert.main([str(config)])
+    assert calls == [("bert", "out")] * 3
+
+
+# Runs the `python -m` paths of openbert 0.1 as `python -m` does (runpy), in one process: each prints its help.
+OLD_PATHS = {"training.pretrain": "pretrain", "training.finetune_classification": "finetune classification",
+             "training.finetune_qa": "finetune qa", "training.push": "push", "tokenization.train": "tokenizer train",
+             "modeling.convert": "convert", "training.quickstart": "quickstart"}
+RUN_AS_MAIN = textwrap.dedent("""
+    import contextlib, io, json, runpy, sys
+    helps = {}
+    for module in sys.argv[1:]:
+        sys.argv = [module, "--help"]
+        with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        helps[module] = out.getvalue()
+    print(json.dumps(helps))
+""")
+
+
+def test_python_m_paths_of_0_1_still_run_from_the_repository_root():
+    done = subprocess.run([sys.executable, "-c", RUN_AS_MAIN, *OLD_PATHS], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    helps = json.loads(done.stdout.strip().splitlines()[-1])
+    for module, command in OLD_PATHS.items():
+        assert helps[module].startswith(f"usage: openbert {command} "), module
+    for moved in ("training.pretrain", "training.finetune_classification", "training.finetune_qa", "training.push"):
+        assert f"`python -m {moved}` is deprecated" in done.stderr
 
 
 def readme_commands() -> list[list[str]]:

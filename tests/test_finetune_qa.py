@@ -11,7 +11,7 @@ from huggingface_hub import ModelCard
 from tiny_checkpoint import save_tiny_checkpoint
 from transformers import pipeline
 
-from training.finetune_qa import QADataArguments, main
+from openbert.training.qa import QADataArguments, main
 
 NAMES = ["Ada", "Bob", "Cleo", "Dan", "Eve", "Finn"]
 CITIES = ["Paris", "Lyon", "Nice", "Rome", "Oslo", "Bern"]
@@ -49,7 +49,7 @@ def trained(tmp_path_factory, tiny):
     train = squad_file(root / "train.json", misaligned=1)
     dev = squad_file(root / "dev.json", unanswerable=2)
     out = root / "out"
-    results = main(["--model_name_or_path", tiny, "--train_file", train, "--validation_file", dev, "--do_train",
+    results = main(["--model_name_or_path", tiny, "--train_files", train, "--validation_files", dev, "--do_train",
                     "--do_eval", "--output_dir", str(out), *WINDOWS, *FAST])
     return out, results, dev
 
@@ -99,7 +99,7 @@ def test_saved_model_and_pipeline_through_remote_code(trained):
     script = textwrap.dedent(f"""
         import json, sys
         # Neither openbert's model nor its training package may be used: the checkpoint's own code must run.
-        sys.modules["modeling"] = None
+        sys.modules["openbert"] = None
         sys.modules["training"] = None
         from transformers import pipeline
         answer = pipeline("question-answering", model={str(out)!r}, trust_remote_code=True)
@@ -119,7 +119,7 @@ def test_v2_evaluation_and_prediction_without_answers(trained, tmp_path):
     questions = tmp_path / "questions.jsonl"
     questions.write_text(json.dumps({"id": "x", "question": "Where did Ada travel?",
                                      "context": "In spring Ada travelled to Paris by train."}) + "\n")
-    results = main(["--model_name_or_path", str(out), "--validation_file", dev, "--test_file", str(questions),
+    results = main(["--model_name_or_path", str(out), "--validation_files", dev, "--test_files", str(questions),
                     "--version_2_with_negative", "--do_eval", "--do_predict", "--output_dir", str(tmp_path / "v2"),
                     *WINDOWS, *FAST])
     assert (results["eval_HasAns_total"], results["eval_NoAns_total"], results["eval_total"]) == (6, 2, 8)
@@ -133,11 +133,11 @@ def test_v2_evaluation_and_prediction_without_answers(trained, tmp_path):
 
 def test_missing_split_and_too_large_stride_are_clear_errors(tmp_path, tiny):
     train = squad_file(tmp_path / "train.json")
-    with pytest.raises(ValueError, match="pass --validation_file"):
-        main(["--model_name_or_path", tiny, "--train_file", train, "--do_train", "--do_eval", "--output_dir",
+    with pytest.raises(ValueError, match="pass --validation_files"):
+        main(["--model_name_or_path", tiny, "--train_files", train, "--do_train", "--do_eval", "--output_dir",
               str(tmp_path / "out"), *FAST])
     with pytest.raises(ValueError, match="doc_stride=40 must be smaller"):
-        main(["--model_name_or_path", tiny, "--train_file", train, "--do_train", "--output_dir",
+        main(["--model_name_or_path", tiny, "--train_files", train, "--do_train", "--output_dir",
               str(tmp_path / "out"), "--max_seq_length", "48", "--doc_stride", "40", *FAST])
 
 

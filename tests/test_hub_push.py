@@ -21,11 +21,12 @@ import torch
 from hub_server import LocalHub
 from transformers import TrainingArguments
 
-import modeling
-from hub_cards import REPO_ID_PLACEHOLDER, write_model_card
-from tokenization import build_bert_tokenizer, save_tokenizer
-from training.curves import plot_log_history
-from training.push import PushError, files_to_push, hub_target_from_training_args
+from openbert import modeling
+from openbert.hub_cards import REPO_ID_PLACEHOLDER, write_model_card
+from openbert.tokenization import build_bert_tokenizer, save_tokenizer
+from openbert.training.curves import plot_log_history
+from openbert.training.hub.card import hyperparameters_from_training_args
+from openbert.training.hub.push import PushError, files_to_push, hub_target_from_training_args
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOKEN, OTHER_TOKEN = "hf_tester_write_token", "hf_other_write_token"
@@ -42,7 +43,7 @@ LOCAL_ONLY = ("optimizer.pt", "training_args.bin", "trainer_state.json", "checkp
 PULL_SCRIPT = textwrap.dedent(
     """
     import re, sys
-    sys.modules["modeling"] = None  # the installed package must not be what loads the model
+    sys.modules["openbert"] = None  # the installed package must not be what loads the model
     import torch, transformers
     from huggingface_hub import ModelCard
     repo_id, texts, out = sys.argv[1], sys.argv[2].split("|"), sys.argv[3]
@@ -100,8 +101,8 @@ def checkpoint(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
     args = TrainingArguments(directory, learning_rate=3e-5, per_device_train_batch_size=4, num_train_epochs=3,
                              seed=0, report_to=[])
     write_model_card(directory, kind="finetuned", task="text-classification", metrics=METRICS,
-                     hyperparameters=args, train_runtime_s=1.5, train_steps=6, datasets=["nyu-mll/glue"],
-                     dataset_config="sst2", base_model="tester/openbert-tiny")
+                     hyperparameters=hyperparameters_from_training_args(args), train_runtime_s=1.5, train_steps=6,
+                     datasets=["nyu-mll/glue"], dataset_config="sst2", base_model="tester/openbert-tiny")
     return directory, model
 
 
@@ -130,7 +131,7 @@ def push(checkpoint_dir: Path, repo_id: str, env: dict[str, str], *extra: str) -
 
 
 def pull(repo_id: str, env: dict[str, str], out: Path) -> dict:
-    """Load `repo_id` in a process where `import modeling` is impossible; return what it computed."""
+    """Load `repo_id` in a process where `import openbert` is impossible; return what it computed."""
     result = subprocess.run([sys.executable, "-c", PULL_SCRIPT, repo_id, "|".join(TEXTS), str(out)], env=env,
                             cwd=out.parent, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -266,12 +267,12 @@ def test_checkpoint_is_checked_before_any_upload(checkpoint, tmp_path, breakage,
         files_to_push(broken)
 
 
-def test_training_args_push_is_taken_over(tmp_path):
+def test_training_args_name_the_push_target(tmp_path):
     args = TrainingArguments(tmp_path, push_to_hub=True, hub_model_id="tester/run", hub_private_repo=True,
                              hub_revision="dev", report_to=[], do_train=True, do_eval=True)
     target = hub_target_from_training_args(args)
     assert (target.repo_id, target.private, target.revision) == ("tester/run", True, "dev")
-    assert args.push_to_hub is False  # so the Trainer does not push checkpoints on its own
+    assert args.push_to_hub is True  # never changed: the run skeleton gives the Trainer a copy that does not push
     assert hub_target_from_training_args(TrainingArguments(tmp_path, report_to=[])) is None
     with pytest.raises(ValueError, match="needs --hub_model_id"):
         hub_target_from_training_args(TrainingArguments(tmp_path, push_to_hub=True, report_to=[]))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from training.metrics import AVAILABLE_METRICS, load_metric, metric_path
+from openbert.training.metrics import AVAILABLE_METRICS, load_metric, metric_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def refuse(*args, **kwargs):
     raise OSError("network access attempted")
 socket.socket.connect = refuse
 socket.create_connection = refuse
-from training.metrics import AVAILABLE_METRICS, load_metric
+from openbert.training.metrics import AVAILABLE_METRICS, load_metric
 out = {}
 for name in AVAILABLE_METRICS:
     metric = load_metric(name)

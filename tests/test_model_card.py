@@ -13,15 +13,10 @@ from huggingface_hub import ModelCard
 from transformers import TrainingArguments
 from transformers.pipelines import REMOVED_TASKS, SUPPORTED_TASKS
 
-import modeling
-from hub_cards import (
-    REPO_ID_PLACEHOLDER,
-    TASKS,
-    hardware_description,
-    hyperparameters_from_training_args,
-    write_model_card,
-)
-from tokenization import build_bert_tokenizer, save_tokenizer
+from openbert import modeling
+from openbert.hub_cards import REPO_ID_PLACEHOLDER, TASKS, hardware_description, write_model_card
+from openbert.tokenization import build_bert_tokenizer, save_tokenizer
+from openbert.training.hub.card import hyperparameters_from_training_args
 
 TINY = dict(vocab_size=97, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=48,
             max_position_embeddings=40)
@@ -112,12 +107,11 @@ def test_usage_snippets_and_fixed_sections(classifier_card):
 def test_pretrained_card(tmp_path):
     directory = tmp_path / "pretrain"
     model = save(modeling.OpenBertForPreTraining, directory)
-    (directory / "trainer_state.json").write_text(json.dumps({"global_step": 777}))
     path = write_model_card(directory, kind="pretrained", task="fill-mask",
                             metrics={"eval_loss": 3.5, "eval_perplexity": 33.115, "eval_nsp_accuracy": 0.61},
                             hyperparameters={"learning_rate": 1e-4, "mlm_probability": 0.15},
-                            train_runtime_s=12.0, datasets=["Salesforce/wikitext"], repo_id="tester/tiny-mlm",
-                            hardware="1 × Test Accelerator")
+                            train_runtime_s=12.0, train_steps=777, datasets=["Salesforce/wikitext"],
+                            repo_id="tester/tiny-mlm", hardware="1 × Test Accelerator")
     text = path.read_text()
     card = ModelCard.load(path)
     assert card.data.pipeline_tag == "fill-mask" and card.data.base_model is None
@@ -177,7 +171,7 @@ def test_usage_snippets_run(tmp_path, task, capsys):
         ({"metrics": {"accuracy": 0.5, "eval_accuracy": 0.6}}, ValueError, "'accuracy' twice"),
         ({"datasets": "wikitext"}, ValueError, "non-empty list"),
         ({"base_model": "/abs/path/to/model"}, ValueError, "base_model must be a Hub repo id"),
-        ({"hyperparameters": 3}, TypeError, "TrainingArguments"),
+        ({"hyperparameters": [("learning_rate", 1e-4)]}, TypeError, "must be a mapping"),
     ],
 )
 def test_bad_arguments_are_explained(tmp_path, change, error, message):

@@ -13,9 +13,9 @@ import pytest
 import torch
 import transformers
 
-import modeling
-from modeling import convert
-from modeling.modeling_openbert import AUTO_CLASS_NAMES
+from openbert import modeling
+from openbert.modeling import convert
+from openbert.modeling.modeling_openbert import AUTO_CLASS_NAMES
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64, num_labels=3)
@@ -78,19 +78,19 @@ def test_local_round_trip(saved_heads, auto_name):
 
 
 def test_remote_code_in_a_process_without_openbert(saved_heads, tmp_path):
-    """Every head loads through `trust_remote_code` where `import modeling` is impossible, same outputs."""
+    """Every head loads through `trust_remote_code` where `import openbert` is impossible, same outputs."""
     cases = {auto_name: str(directory) for auto_name, (directory, _) in saved_heads.items()}
     torch.save({"inputs": INPUTS, "cases": cases}, tmp_path / "job.pt")
     script = textwrap.dedent(
         f"""
         import sys
-        sys.modules["modeling"] = None  # make the installed package unimportable
+        sys.modules["openbert"] = None  # make the installed package unimportable
         import torch, transformers
         job = torch.load({str(tmp_path / "job.pt")!r})
         results = {{}}
         for auto_name, directory in job["cases"].items():
             model = getattr(transformers, auto_name).from_pretrained(directory, trust_remote_code=True).eval()
-            assert not type(model).__module__.startswith("modeling"), type(model).__module__
+            assert not type(model).__module__.startswith("openbert"), type(model).__module__
             inputs = job["inputs"]
             if auto_name == "AutoModelForMultipleChoice":
                 inputs = {{k: v.unsqueeze(0) for k, v in inputs.items()}}

@@ -9,8 +9,8 @@ import torch
 import transformers
 from test_modeling_parity import load_pair, make_inputs, mlm_labels, real
 
-import modeling
-from modeling import packed_tokens
+from openbert import modeling
+from openbert.modeling import packed_tokens
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")

@@ -12,8 +12,8 @@ import torch
 import transformers
 from test_modeling_parity import BATCH, IMPLS, SEQ, TINY, close, load_pair, make_inputs, real
 
-import modeling
-from modeling import packed_tokens
+from openbert import modeling
+from openbert.modeling import packed_tokens
 
 
 def assert_same_hidden_states(ours: tuple, theirs: tuple, inputs: dict[str, torch.Tensor]) -> None:

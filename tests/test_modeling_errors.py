@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import modeling
+from openbert import modeling
 
 TINY = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20,
             max_position_embeddings=16, type_vocab_size=2)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.export import Dim
 
-import modeling
+from openbert import modeling
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64)

@@ -11,8 +11,8 @@ import torch
 import transformers
 from transformers import BertConfig
 
-import modeling
-from modeling import modeling_openbert, packed_tokens
+from openbert import modeling
+from openbert.modeling import modeling_openbert, packed_tokens
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64, type_vocab_size=2)

@@ -12,8 +12,8 @@ import pytest
 import torch
 import transformers
 
-import modeling
-from modeling import convert
+from openbert import modeling
+from openbert.modeling import convert
 
 # A tiny random encoder over MiniLM's real 30522-token vocabulary and tokenizer.
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
@@ -80,7 +80,7 @@ def test_pipelines_through_remote_code(checkpoints, tmp_path):
     script = textwrap.dedent(
         f"""
         import json, sys
-        sys.modules["modeling"] = None
+        sys.modules["openbert"] = None
         sys.path.insert(0, {str(tmp_path)!r})
         import transformers
         from pipeline_cases import TASKS_ARGS, rounded
@@ -95,7 +95,7 @@ def test_pipelines_through_remote_code(checkpoints, tmp_path):
         print(json.dumps(results))
         """
     )
-    # The subprocess cannot import this test module (it imports `modeling`), so hand it the plain data.
+    # The subprocess cannot import this test module (it imports openbert), so hand it the plain data.
     source = "TASKS_ARGS = " + repr({task: args for task, (_, args) in TASKS.items()}) + "\n"
     source += textwrap.dedent(
         '''

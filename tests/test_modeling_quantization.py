@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-import modeling
+from openbert import modeling
 
 
 def test_dynamic_int8_quantization_runs_and_tracks_fp32():

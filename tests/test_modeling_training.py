@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import modeling
-from modeling import modeling_openbert, packed_tokens
+from openbert import modeling
+from openbert.modeling import modeling_openbert, packed_tokens
 
 TINY = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
             max_position_embeddings=32)

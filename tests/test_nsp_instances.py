@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.nsp_instances import (
+from openbert.training.pretraining.nsp_instances import (
     NspInstance,
     _pair_with_neighbours,
     create_instances_from_document,

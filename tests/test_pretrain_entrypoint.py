@@ -33,13 +33,15 @@ from transformers import (
     pipeline,
 )
 
-import modeling
-from training.collator import DataCollatorForPreTraining, mask_dataset
-from training.corpus import load_documents
-from training.pretrain import PretrainDataArguments, PretrainModelArguments, main
-from training.pretraining_data import prepare_pretraining_dataset
+from openbert import modeling
+from openbert.tokenization.data_files import load_documents
+from openbert.tokenization.train import TokenizerArguments
+from openbert.training.pretraining import PretrainingDataArguments, PretrainingModelArguments, main, run_pretraining
+from openbert.training.pretraining.collator import DataCollatorForPreTraining, mask_dataset
+from openbert.training.pretraining.data import NspOptions, prepare_pretraining_dataset
 
 REPO = Path(__file__).resolve().parents[1]
+ARGUMENT_TYPES = (PretrainingModelArguments, TokenizerArguments, PretrainingDataArguments, TrainingArguments)
 TINY = "num_hidden_layers=2,hidden_size=64,num_attention_heads=2,intermediate_size=128,max_position_embeddings=64"
 # Without dropout the tiny model learns NSP in a couple of hundred steps.
 TINY_NO_DROPOUT = TINY + ",hidden_dropout_prob=0.0,attention_probs_dropout_prob=0.0"
@@ -150,7 +152,7 @@ def test_tiny_model_learns_both_tasks_beyond_their_baselines(trained, corpus_dir
     output, results = trained
     tokenizer = AutoTokenizer.from_pretrained(output)
     documents = load_documents(str(corpus_dir / "valid.txt"), cache_dir=str(corpus_dir / "datasets_cache"))
-    pairs = prepare_pretraining_dataset(documents, tokenizer, max_seq_length=48, seed=7)
+    pairs = prepare_pretraining_dataset(documents, tokenizer, NspOptions(max_seq_length=48, seed=7))
     labels = [label for row in mask_dataset(pairs, DataCollatorForPreTraining(tokenizer), seed=7)["labels"]
               for label in row if label != -100]
     most_frequent_share = Counter(labels).most_common(1)[0][1] / len(labels)
@@ -198,15 +200,19 @@ def test_continued_pretraining_of_a_bert_without_pretraining_heads(corpus_dir, m
 
 
 def test_streaming_mode_trains_from_an_iterable_dataset(corpus_dir):
-    results = main(tiny_args(corpus_dir, "stream", streaming=True, max_steps=3, save_steps=10, eval_steps=10,
-                             preprocessing_batch_size=50))
+    *job_args, training_args = HfArgumentParser(ARGUMENT_TYPES).parse_args_into_dataclasses(tiny_args(
+        corpus_dir, "stream", streaming=True, max_steps=3, save_steps=10, eval_steps=10, preprocessing_batch_size=50))
+    before = training_args.to_dict()
+    results = run_pretraining(*job_args, training_args)
+    # The Trainer runs on a copy (no push of its own, ddp_find_unused_parameters=False): the caller's are as given.
+    assert training_args.to_dict() == before and training_args.ddp_find_unused_parameters is None
     assert results["train_loss"] > 0 and "eval_nsp_accuracy" in results
     assert "train_samples" not in results
 
 
 def test_help_explains_every_option():
-    parser = HfArgumentParser([PretrainModelArguments, PretrainDataArguments, TrainingArguments])
-    ours = {f for cls in (PretrainModelArguments, PretrainDataArguments) for f in cls.__dataclass_fields__}
+    parser = HfArgumentParser(ARGUMENT_TYPES)
+    ours = {f for cls in ARGUMENT_TYPES[:-1] for f in cls.__dataclass_fields__}
     documented = {a.dest: a.help for a in parser._actions if a.dest in ours}
     assert set(documented) == ours
     assert all(help_text and len(help_text) > 15 for help_text in documented.values())
@@ -224,7 +230,7 @@ def test_processes_that_would_each_train_alone_are_stopped(corpus_dir, monkeypat
 
 
 def test_bad_invocations_fail_with_clear_errors(corpus_dir):
-    with pytest.raises(FileNotFoundError, match="no corpus file"):
+    with pytest.raises(FileNotFoundError, match="no data file found for .*missing.txt"):
         main(tiny_args(corpus_dir, "bad", train_files=str(corpus_dir / "missing.txt")))
     with pytest.raises(ValueError, match="--max_steps"):
         main(tiny_args(corpus_dir, "bad", streaming=True, max_steps=-1, num_train_epochs=1))
@@ -239,7 +245,7 @@ def test_bad_invocations_fail_with_clear_errors(corpus_dir):
 KILLER = """
 import os, signal, sys
 from transformers import TrainerCallback
-from training.pretrain import main
+from openbert.training.pretraining import main
 
 class KillAfterSave(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from transformers import EvalPrediction
 from transformers.trainer_pt_utils import nested_concat
 
-from training.pretraining_metrics import compute_pretraining_metrics, reduce_pretraining_logits
+from openbert.training.pretraining.metrics import compute_pretraining_metrics, reduce_pretraining_logits
 
 
 def random_batch(generator: torch.Generator, batch: int, seq: int, vocab: int):

@@ -12,9 +12,9 @@ import datasets
 import torch
 from transformers import BertConfig, BertForPreTraining, BertTokenizer
 
-from modeling import OpenBertForPreTraining
-from training.collator import DataCollatorForPreTraining
-from training.pretraining_data import prepare_pretraining_dataset
+from openbert.modeling import OpenBertForPreTraining
+from openbert.training.pretraining.collator import DataCollatorForPreTraining
+from openbert.training.pretraining.data import NspOptions, prepare_pretraining_dataset
 
 STEPS = 20
 BATCH_SIZE = 8
@@ -35,7 +35,7 @@ def training_batches(tokenizer) -> list[dict[str, torch.Tensor]]:
     documents = [" ".join(" ".join(rng.choice(words) for _ in range(rng.randint(3, 10))).capitalize() + "."
                           for _ in range(rng.randint(2, 8))) for _ in range(80)]
     pairs = prepare_pretraining_dataset(datasets.Dataset.from_dict({"text": documents}), tokenizer,
-                                        max_seq_length=48, dupe_factor=2, seed=0).shuffle(seed=0)
+                                        NspOptions(max_seq_length=48, dupe_factor=2, seed=0)).shuffle(seed=0)
     assert len(pairs) >= STEPS * BATCH_SIZE
     collator = DataCollatorForPreTraining(tokenizer, generator=torch.Generator().manual_seed(0))
     return [collator([pairs[i] for i in range(s * BATCH_SIZE, (s + 1) * BATCH_SIZE)]) for s in range(STEPS)]

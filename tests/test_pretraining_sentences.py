@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.sentences import document_sentences, split_sentences
+from openbert.training.pretraining.sentences import document_sentences, split_sentences
 
 
 def test_splits_running_text_at_sentence_ends():

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from training.qa_data import read_qa_file, validate_qa_examples
+from openbert.training.qa.data import read_qa_files, validate_qa_examples
 
 CONTEXT = "Paris is the capital of France. Lyon is smaller."
 
@@ -22,7 +22,7 @@ def test_official_layout_with_unanswerable_questions(tmp_path):
         {"id": "b", "question": "Capital of Mars?", "answers": [], "is_impossible": True,
          "plausible_answers": [{"text": "Lyon", "answer_start": 32}]},
     ])
-    records = read_qa_file(path)
+    records = read_qa_files(path)
     assert [r["id"] for r in records] == ["a", "b"] and records[0]["title"] == "Cities"
     # plausible_answers are not gold answers.
     assert records[1]["answers"] == {"text": [], "answer_start": []}
@@ -38,7 +38,7 @@ def test_flat_json_and_jsonl(tmp_path):
     (tmp_path / "flat.json").write_text(json.dumps({"version": "x", "data": [record]}))
     (tmp_path / "flat.jsonl").write_text(json.dumps(record) + "\n\n")
     for name in ("flat.json", "flat.jsonl"):
-        examples = validate_qa_examples(read_qa_file(tmp_path / name), name, False).dataset
+        examples = validate_qa_examples(read_qa_files(tmp_path / name), name, False).dataset
         # Ids become strings, a missing title becomes "".
         assert examples[0]["id"] == "7" and examples[0]["title"] == "" and examples[0]["answers"]["text"] == ["Lyon"]
 
@@ -50,8 +50,8 @@ def test_misaligned_answer_start_is_counted_and_skipped_with_a_warning(tmp_path,
         {"id": "second_bad", "question": "Country?", "answers": [{"text": "France", "answer_start": 24},
                                                                  {"text": "France", "answer_start": 99}]},
     ])
-    with caplog.at_level(logging.WARNING, logger="training.qa_data"):
-        examples = validate_qa_examples(read_qa_file(path), str(path), version_2_with_negative=False)
+    with caplog.at_level(logging.WARNING, logger="openbert.training.qa.data"):
+        examples = validate_qa_examples(read_qa_files(path), str(path), version_2_with_negative=False)
     assert examples.dataset["id"] == ["ok"] and examples.skipped_misaligned == 2
     assert "skipped 2 question(s) whose answer_start does not match" in caplog.text and str(path) in caplog.text
 
@@ -61,18 +61,18 @@ def test_missing_field_empty_split_and_bad_files_are_clear_errors(tmp_path):
         validate_qa_examples([{"id": "x", "question": "q", "answers": {"text": [], "answer_start": []}}],
                              "train.jsonl", True)
     with pytest.raises(ValueError, match="empty.json: no usable question-answer examples"):
-        validate_qa_examples(read_qa_file(_official(tmp_path / "empty.json", [])), str(tmp_path / "empty.json"),
+        validate_qa_examples(read_qa_files(_official(tmp_path / "empty.json", [])), str(tmp_path / "empty.json"),
                              True)
-    with pytest.raises(FileNotFoundError, match="nope.json does not exist"):
-        read_qa_file(tmp_path / "nope.json")
-    (tmp_path / "data.csv").write_text("id,question\n")
-    with pytest.raises(ValueError, match="must be .json"):
-        read_qa_file(tmp_path / "data.csv")
+    with pytest.raises(FileNotFoundError, match="no data file found for .*nope.json"):
+        read_qa_files(str(tmp_path / "nope.json"))
+    (tmp_path / "questions.txt").write_text("Capital?\n")
+    with pytest.raises(ValueError, match="questions.txt is read as plain text, not as records"):
+        read_qa_files(str(tmp_path / "questions.txt"))
 
 
 def test_shared_squad_files_are_clean(shared_data):
     squad = shared_data / "squad"
-    xquad = validate_qa_examples(read_qa_file(squad / "xquad.en.json"), "xquad", False)
+    xquad = validate_qa_examples(read_qa_files(squad / "xquad.en.json"), "xquad", False)
     assert len(xquad.dataset) == 1190 and xquad.skipped_misaligned == 0
-    small = validate_qa_examples(read_qa_file(squad / "squad-v2.0-dev-small.json"), "small", True)
+    small = validate_qa_examples(read_qa_files(squad / "squad-v2.0-dev-small.json"), "small", True)
     assert len(small.dataset) == 626 and sum(not a["text"] for a in small.dataset["answers"]) == 333

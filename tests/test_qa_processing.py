@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from training.qa_processing import (
+from openbert.training.qa.processing import (
     MODEL_INPUT_COLUMNS,
     postprocess_qa_predictions,
     prepare_eval_features,

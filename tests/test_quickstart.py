@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from training import builtin_data, quickstart
+from openbert.training import builtin_data, quickstart
 
 
 def test_python_docs_corpus_is_documents_of_prose(tmp_path):

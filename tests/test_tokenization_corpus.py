@@ -1,4 +1,4 @@
-"""The streaming corpus readers: text, gzip, JSON lines and 🤗 datasets."""
+"""The one reader of data files: text, gzip, JSON (lines), CSV/TSV, Parquet, Arrow, folders and 🤗 datasets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from datasets import Dataset, IterableDataset
 
-from tokenization import iter_text_batches, read_text_files
+from openbert.tokenization import iter_text_batches, read_text_files
+from openbert.tokenization.data_files import iter_records, load_documents
 
 TEXTS = ["First line.", "  indented second line", "Ünïcödé 中文 🤗", "last\twith\ttabs"]
 
@@ -52,7 +53,7 @@ def test_several_files_are_read_in_order_with_a_byte_progress_bar(
 def test_json_lines_field_name_is_configurable(tmp_path: Path) -> None:
     path = tmp_path / "rows.ndjson"
     path.write_text('{"body": "alpha"}\n{"body": "beta"}\n', encoding="utf-8")
-    assert list(read_text_files(path, text_field="body")) == ["alpha", "beta"]
+    assert list(read_text_files(path, text_column="body")) == ["alpha", "beta"]
 
 
 def test_batches_have_the_requested_size(tmp_path: Path) -> None:
@@ -80,3 +81,37 @@ def test_iterable_dataset_is_streamed_not_materialised() -> None:
     batches = iter_text_batches(streamed, batch_size=100)
     assert next(batches) == [f"row {index}" for index in range(100)]
     assert len(produced) < 10_000  # only what the first batches needed was generated
+
+
+def write_record_formats(directory: Path, rows: list[dict]) -> list[Path]:
+    """The same records as JSON lines (plain and gzipped), a JSON list (one line and pretty-printed),
+    `{"data": [...]}`, CSV, TSV, Parquet and Arrow (both IPC layouts)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lines = "".join(json.dumps(row) + "\n" for row in rows)
+    texts = {"rows.jsonl": lines, "rows.json": json.dumps(rows), "pretty.json": json.dumps(rows, indent=2),
+             "wrapped.json": json.dumps({"version": "1", "data": rows}),
+             "rows.csv": "text,label\n" + "".join(f'"{r["text"]}",{r["label"]}\n' for r in rows),
+             "rows.tsv": "text\tlabel\n" + "".join(f"{r['text']}\t{r['label']}\n" for r in rows)}
+    for name, text in texts.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    (directory / "rows.ndjson.gz").write_bytes(gzip.compress(lines.encode("utf-8")))
+    table = pa.Table.from_pylist(rows)
+    pq.write_table(table, directory / "rows.parquet")
+    for name, new in (("stream.arrow", pa.ipc.new_stream), ("file.arrow", pa.ipc.new_file)):
+        with new(directory / name, table.schema) as writer:
+            writer.write_table(table)
+    return sorted(directory.iterdir())
+
+
+def test_one_reader_for_every_record_format(tmp_path: Path) -> None:
+    rows = [{"text": "first, with a comma", "label": "a"}, {"text": "second row", "label": "b"}]
+    paths = write_record_formats(tmp_path, rows)
+    assert len(paths) == 10
+    for path in paths:
+        assert list(iter_records(path)) == rows, path.name
+    # Every file as raw text (tokenizer training), and as pretraining documents, from a folder.
+    assert list(read_text_files(tmp_path)) == [row["text"] for row in rows] * len(paths)
+    documents = load_documents(str(tmp_path), cache_dir=str(tmp_path.parent / "cache"))
+    assert documents["text"] == [row["text"] for row in rows] * len(paths)

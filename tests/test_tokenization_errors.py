@@ -11,7 +11,7 @@ from tokenizers import Tokenizer
 from tokenizers.models import BPE
 from transformers import PreTrainedTokenizerFast
 
-from tokenization import (
+from openbert.tokenization import (
     build_bert_tokenizer,
     iter_text_batches,
     read_text_files,
@@ -34,14 +34,20 @@ def write(path: Path, content: str | bytes) -> Path:
 
 def test_missing_files_are_all_named_before_reading(tmp_path: Path) -> None:
     present = write(tmp_path / "present.txt", SENTENCES)
-    with pytest.raises(FileNotFoundError, match=r"not found: .*missing1\.txt, .*missing2\.txt"):
+    with pytest.raises(FileNotFoundError, match=r"no data file found for .*missing1\.txt, .*missing2\.txt"):
         train_tokenizer([present, tmp_path / "missing1.txt", tmp_path / "missing2.txt"], show_progress=False)
 
 
-def test_directories_and_empty_file_lists_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not regular files.*pass the files themselves"):
-        list(read_text_files(tmp_path))
-    with pytest.raises(ValueError, match="no input files"):
+def test_folders_and_globs_are_read_empty_ones_and_empty_lists_rejected(tmp_path: Path) -> None:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    with pytest.raises(FileNotFoundError, match="no data file found for .*corpus"):
+        list(read_text_files(folder))
+    write(folder / "b.txt", "second\n")
+    write(folder / "a.txt", "first\n")
+    write(folder / ".hidden.txt", "not read\n")
+    assert list(read_text_files(folder)) == list(read_text_files(str(folder / "*.txt"))) == ["first", "second"]
+    with pytest.raises(ValueError, match="no data files were given"):
         list(read_text_files([]))
 
 
@@ -117,9 +123,9 @@ def test_bad_training_arguments(tmp_path: Path, arguments: dict, message: str) -
     ("line", "message"),
     [
         ("not json", r"rows\.jsonl:2: not valid JSON"),
-        ('{"body": "x"}', r"rows\.jsonl:2: JSON line has no 'text' field \(found \['body'\]\)"),
-        ('["a list"]', r"rows\.jsonl:2: JSON line has no 'text' field \(found list\)"),
-        ('{"text": 3}', r"rows\.jsonl:2: 'text' must be a string, got int"),
+        ('{"body": "x"}', r"rows\.jsonl row 2: no 'text' field \(found \['body'\]\)"),
+        ('["a list"]', r"rows\.jsonl:2: a JSON line must be an object with named fields, got list"),
+        ('{"text": 3}', r"rows\.jsonl row 2: 'text' must be a string, got int"),
     ],
 )
 def test_malformed_json_lines_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:

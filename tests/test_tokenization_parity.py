@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer, BertTokenizer
 from transformers.models.bert.tokenization_bert import load_vocab
 
-from tokenization import save_tokenizer, special_token_ids, tokenizer_from_vocab
+from openbert.tokenization import save_tokenizer, special_token_ids, tokenizer_from_vocab
 
 MINILM_VOCAB_SIZE = 30522
 

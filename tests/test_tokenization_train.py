@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer, BertTokenizer
 
-from tokenization import special_token_ids, tokenizer_from_vocab, train_tokenizer
-from tokenization.train import main
+from openbert.tokenization import special_token_ids, tokenizer_from_vocab, train_tokenizer
+from openbert.tokenization.train import main
 
 VOCAB_SIZE = 4000
 TRAIN_ARTICLES = 50  # of WikiText-2's 60 validation articles; the other 10 are held out
@@ -188,8 +188,8 @@ def test_command_line_trains_saves_and_reports(tmp_path: Path, capsys: pytest.Ca
     rows = [{"text": f"sentence number {index} about tokenizers and vocabularies"} for index in range(300)]
     corpus.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     output = tmp_path / "tokenizer"
-    argv = ["--input", str(corpus), "--vocab-size", "120", "--output", str(output), "--min-frequency", "1"]
-    main([*argv, "--no-lowercase", "--model-max-length", "64"])
+    main(["--train_files", str(corpus), "--vocab_size", "120", "--output_dir", str(output), "--min_frequency", "1",
+          "--no_lowercase", "--model-max-length", "64"])
     out, err = capsys.readouterr()
     assert "Scanning characters" in err and "Counting words" in err and "Computing WordPiece merges" in err
     assert re.fullmatch(
@@ -203,12 +203,12 @@ def test_command_line_trains_saves_and_reports(tmp_path: Path, capsys: pytest.Ca
 def test_command_line_runs_as_a_module_and_reports_errors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`python -m tokenization.train` with a missing file exits with status 2 and names the file."""
+    """`python -m openbert.tokenization.train` with a missing file exits with status 2 and names the file."""
     missing = tmp_path / "missing.txt"
-    monkeypatch.delitem(sys.modules, "tokenization.train")  # as in a fresh `python -m` process
-    monkeypatch.setattr(sys, "argv", ["train", "--input", str(missing), "--output", str(tmp_path / "out")])
+    monkeypatch.delitem(sys.modules, "openbert.tokenization.train")  # as in a fresh `python -m` process
+    monkeypatch.setattr(sys, "argv", ["train", "--train_files", str(missing), "--output_dir", str(tmp_path / "out")])
     with pytest.raises(SystemExit) as exit_info:
-        runpy.run_module("tokenization.train", run_name="__main__")
+        runpy.run_module("openbert.tokenization.train", run_name="__main__")
     assert exit_info.value.code == 2
-    assert f"input file(s) not found: {missing}" in capsys.readouterr().err
+    assert f"no data file found for {missing}" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
-from modeling import OpenBertConfig, OpenBertModel
+from openbert.modeling import OpenBertConfig, OpenBertModel
 
 
 def save_tiny_checkpoint(directory: Path, tokenizer_dir: Path) -> Path:

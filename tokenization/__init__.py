@@ -1,7 +1,7 @@
-"""openbert tokenization: BERT WordPiece tokenizers trained from raw text or loaded from a vocab.txt."""
+"""openbert tokenization: BERT WordPiece tokenizers trained from raw text or loaded from a vocab.txt, the one reader
+of data files that every job shares, and the command-line convention of every openbert command."""
 
-from .corpus import iter_text_batches, read_text_files
-from .trainer import train_tokenizer
+from .data_files import iter_text_batches, read_text_files
 from .wordpiece import (
     SPECIAL_TOKENS,
     build_bert_tokenizer,
@@ -10,6 +10,7 @@ from .wordpiece import (
     special_token_ids,
     tokenizer_from_vocab,
 )
+from .wordpiece_training import train_tokenizer
 
 __all__ = [
     "SPECIAL_TOKENS",

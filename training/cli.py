@@ -1,25 +1,28 @@
 """The `openbert` command: one entry point with a subcommand for every job.
 
-    openbert tokenizer train ...        python -m tokenization.train ...
-    openbert pretrain ...               python -m training.pretrain ...
-    openbert finetune classification    python -m training.finetune_classification ...
-    openbert finetune qa ...            python -m training.finetune_qa ...
-    openbert evaluate classification    the fine-tuning entry point with --do_eval only
+    openbert tokenizer train ...        python -m openbert.tokenization.train ...
+    openbert pretrain ...               python -m openbert.training.pretraining ...
+    openbert finetune classification    python -m openbert.training.classification ...
+    openbert finetune qa ...            python -m openbert.training.qa ...
+    openbert evaluate classification    the fine-tuning command with --do_eval only
     openbert evaluate qa ...            (likewise for QA)
-    openbert push ...                   python -m training.push ...
-    openbert convert ...                python -m modeling.convert ...
-    openbert quickstart ...             python -m training.quickstart ...
+    openbert push ...                   python -m openbert.training.hub.push ...
+    openbert convert ...                python -m openbert.modeling.convert ...
+    openbert quickstart ...             python -m openbert.training.quickstart ...
 
-Each subcommand hands the rest of the command line to the module's own parser, so `--help` there
-explains every option and the `python -m` forms keep working unchanged.
+Each subcommand hands the rest of the command line to its module's `main`, whose parser follows the one
+convention of `openbert.tokenization.command_line`; `openbert COMMAND --help` explains every option.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from openbert.tokenization.command_line import OLD_NAMES_REMOVED_IN
 
 
 @dataclass(frozen=True)
@@ -30,17 +33,17 @@ class Command:
 
 
 COMMANDS: dict[tuple[str, ...], Command] = {
-    ("tokenizer", "train"): Command("tokenization.train", "train a BERT WordPiece tokenizer on raw text"),
-    ("pretrain",): Command("training.pretrain", "pretrain with masked-LM + next-sentence prediction"),
+    ("tokenizer", "train"): Command("openbert.tokenization.train", "train a BERT WordPiece tokenizer on raw text"),
+    ("pretrain",): Command("openbert.training.pretraining", "pretrain with masked-LM + next-sentence prediction"),
     ("finetune", "classification"): Command(
-        "training.finetune_classification", "fine-tune for sequence classification (sentiment, GLUE)"),
-    ("finetune", "qa"): Command("training.finetune_qa", "fine-tune for extractive question answering (SQuAD)"),
+        "openbert.training.classification", "fine-tune for sequence classification (sentiment, GLUE)"),
+    ("finetune", "qa"): Command("openbert.training.qa", "fine-tune for extractive question answering (SQuAD)"),
     ("evaluate", "classification"): Command(
-        "training.finetune_classification", "evaluate a classifier on labelled data", ("--do_eval",)),
-    ("evaluate", "qa"): Command("training.finetune_qa", "evaluate a QA model on SQuAD-format data", ("--do_eval",)),
-    ("push",): Command("training.push", "push a checkpoint (weights, code, tokenizer, card) to the Hub"),
-    ("convert",): Command("modeling.convert", "convert checkpoints between openbert and transformers' BERT"),
-    ("quickstart",): Command("training.quickstart", "run the main job end to end on built-in data"),
+        "openbert.training.classification", "evaluate a classifier on labelled data", ("--do_eval",)),
+    ("evaluate", "qa"): Command("openbert.training.qa", "evaluate a QA model on SQuAD-format data", ("--do_eval",)),
+    ("push",): Command("openbert.training.hub.push", "push a checkpoint (weights, code, tokenizer, card) to the Hub"),
+    ("convert",): Command("openbert.modeling.convert", "convert checkpoints between openbert and transformers' BERT"),
+    ("quickstart",): Command("openbert.training.quickstart", "run the main job end to end on built-in data"),
 }
 
 
@@ -58,9 +61,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for words, command in COMMANDS.items():
         if tuple(argv[: len(words)]) == words:
             rest = argv[len(words):]
-            # A `--help` anywhere goes to the module's parser; the program name reads as the subcommand.
-            sys.argv = [f"openbert {' '.join(words)}", *command.extra_args, *rest]
-            result = importlib.import_module(command.module).main([*command.extra_args, *rest])
+            module = importlib.import_module(command.module)
+            result = module.main([*command.extra_args, *rest], command=" ".join(words))
             if isinstance(result, int) and not isinstance(result, bool):
                 raise SystemExit(result)
             return
@@ -70,6 +72,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(usage(), file=sys.stderr)
         raise SystemExit(2)
     print(usage(prefix))
+
+
+def run_moved_module(old_module: str, words: tuple[str, ...]) -> None:
+    """`python -m <old_module>` of openbert 0.1: say where the command went, then run it with the same options."""
+    warnings.warn(f"`python -m {old_module}` is deprecated and stops working in openbert {OLD_NAMES_REMOVED_IN}: "
+                  f"use `openbert {' '.join(words)}`", FutureWarning, stacklevel=2)
+    main([*words, *sys.argv[1:]])
 
 
 if __name__ == "__main__":

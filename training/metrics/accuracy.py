@@ -1,10 +1,9 @@
 """Accuracy: the fraction of predictions equal to their reference label (an `evaluate` metric module)."""
 
-import datasets
 import evaluate
 import numpy as np
 
-from .shared import require_predictions
+from .shared import DescribedMetric, require_predictions
 
 _DESCRIPTION = "Accuracy = (number of predictions equal to the reference) / (number of predictions)."
 
@@ -22,17 +21,10 @@ Example:
 """
 
 
-class Accuracy(evaluate.Metric):
+class Accuracy(DescribedMetric, evaluate.Metric):
     __doc__ = _DESCRIPTION + _INPUTS
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("int64"),
-                                        "references": datasets.Value("int64")}),
-        )
+    description = _DESCRIPTION
+    inputs_description = _INPUTS
 
     def _compute(self, predictions, references, normalize=True, sample_weight=None):
         require_predictions(predictions, references)

@@ -1,10 +1,9 @@
 """F1 score, binary or macro-averaged over classes (an `evaluate` metric module)."""
 
-import datasets
 import evaluate
 import numpy as np
 
-from .shared import require_predictions
+from .shared import DescribedMetric, require_predictions
 
 _DESCRIPTION = """F1 = 2 * precision * recall / (precision + recall), the harmonic mean of the two.
 `average="binary"` scores the class `pos_label` only; `average="macro"` is the unweighted mean of the
@@ -32,17 +31,10 @@ def _class_f1(predictions: np.ndarray, references: np.ndarray, label: int) -> fl
     return float(2 * true_positives / denominator) if denominator else 0.0
 
 
-class F1(evaluate.Metric):
+class F1(DescribedMetric, evaluate.Metric):
     __doc__ = _DESCRIPTION + _INPUTS
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("int64"),
-                                        "references": datasets.Value("int64")}),
-        )
+    description = _DESCRIPTION
+    inputs_description = _INPUTS
 
     def _compute(self, predictions, references, average="binary", pos_label=1):
         require_predictions(predictions, references)

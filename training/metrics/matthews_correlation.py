@@ -1,10 +1,9 @@
 """Matthews correlation coefficient, binary or multi-class (an `evaluate` metric module); CoLA's metric."""
 
-import datasets
 import evaluate
 import numpy as np
 
-from .shared import require_predictions
+from .shared import DescribedMetric, require_predictions
 
 _DESCRIPTION = """Matthews correlation between predicted and reference labels, in [-1, 1] (1: perfect, 0: no
 better than chance). For K classes it is Gorodkin's R_K statistic computed from the confusion matrix C:
@@ -26,17 +25,11 @@ Example:
 """
 
 
-class MatthewsCorrelation(evaluate.Metric):
+class MatthewsCorrelation(DescribedMetric, evaluate.Metric):
     __doc__ = _DESCRIPTION + _INPUTS
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="Matthews, B. W. (1975); Gorodkin, J. (2004) Comput. Biol. Chem. 28(5-6):367-374.",
-            inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("int64"),
-                                        "references": datasets.Value("int64")}),
-        )
+    description = _DESCRIPTION
+    inputs_description = _INPUTS
+    citation = "Matthews, B. W. (1975); Gorodkin, J. (2004) Comput. Biol. Chem. 28(5-6):367-374."
 
     def _compute(self, predictions, references):
         require_predictions(predictions, references)

@@ -1,8 +1,8 @@
 """SQuAD v1.1 exact match and F1, as computed by the official evaluation script (an `evaluate` module)."""
 
-import datasets
 import evaluate
 
+from .shared import SquadMetric
 from .squad_scoring import exact_match, match_ids, token_f1
 
 _DESCRIPTION = """SQuAD v1.1 scores for extractive question answering. Each prediction is compared with every
@@ -25,26 +25,11 @@ Example:
     {'exact_match': 100.0, 'f1': 100.0}
 """
 
-CITATION = "Rajpurkar et al. (2016), SQuAD: 100,000+ Questions for Machine Comprehension of Text, EMNLP."
 
-
-class Squad(evaluate.Metric):
+class Squad(SquadMetric, evaluate.Metric):
     __doc__ = _DESCRIPTION + _INPUTS
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=CITATION,
-            inputs_description=_INPUTS,
-            features=datasets.Features({
-                "predictions": {"id": datasets.Value("string"), "prediction_text": datasets.Value("string")},
-                "references": {
-                    "id": datasets.Value("string"),
-                    "answers": datasets.Sequence({"text": datasets.Value("string"),
-                                                  "answer_start": datasets.Value("int32")}),
-                },
-            }),
-        )
+    description, inputs_description = _DESCRIPTION, _INPUTS
+    citation = "Rajpurkar et al. (2016), SQuAD: 100,000+ Questions for Machine Comprehension of Text, EMNLP."
 
     def _compute(self, predictions, references):
         match_ids((p["id"] for p in predictions), (r["id"] for r in references))

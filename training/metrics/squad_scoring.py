@@ -54,3 +54,4 @@ def match_ids(prediction_ids: Iterable[str], reference_ids: Iterable[str]) -> No
         raise ValueError(f"predictions and references must share their ids: {len(missing)} references "
                          f"lack a prediction (e.g. {sorted(missing)[:3]}), {len(extra)} predictions have no "
                          f"reference (e.g. {sorted(extra)[:3]})")
+

@@ -1,8 +1,8 @@
 """SQuAD v2.0 scores with unanswerable questions, as the official evaluation script (an `evaluate` module)."""
 
-import datasets
 import evaluate
 
+from .shared import SquadMetric
 from .squad_scoring import exact_match, match_ids, normalize_answer, token_f1
 
 _DESCRIPTION = """SQuAD v2.0 scores: exact match and F1 (in percent) over all questions, answerable ones
@@ -24,8 +24,6 @@ Returns:
      "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"} (the HasAns_/NoAns_ keys
     only when such questions are present).
 """
-
-CITATION = "Rajpurkar, Jia & Liang (2018), Know What You Don't Know: Unanswerable Questions for SQuAD, ACL."
 
 
 def _best_threshold(
@@ -50,24 +48,11 @@ def _best_threshold(
     return 100.0 * best / len(scores), best_threshold
 
 
-class SquadV2(evaluate.Metric):
+class SquadV2(SquadMetric, evaluate.Metric):
     __doc__ = _DESCRIPTION + _INPUTS
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=CITATION,
-            inputs_description=_INPUTS,
-            features=datasets.Features({
-                "predictions": {"id": datasets.Value("string"), "prediction_text": datasets.Value("string"),
-                                "no_answer_probability": datasets.Value("float64")},
-                "references": {
-                    "id": datasets.Value("string"),
-                    "answers": datasets.Sequence({"text": datasets.Value("string"),
-                                                  "answer_start": datasets.Value("int32")}),
-                },
-            }),
-        )
+    description, inputs_description = _DESCRIPTION, _INPUTS
+    citation = "Rajpurkar, Jia & Liang (2018), Know What You Don't Know: Unanswerable Questions for SQuAD, ACL."
+    with_no_answer_probability = True
 
     def _compute(self, predictions, references, no_answer_threshold=1.0):
         match_ids((p["id"] for p in predictions), (r["id"] for r in references))

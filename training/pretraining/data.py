@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import datasets
@@ -148,20 +149,35 @@ def _instances_batch(
     return out
 
 
-def _check_options(tokenizer: PreTrainedTokenizerBase, max_seq_length: int, short_seq_prob: float,
-                   random_next_prob: float, dupe_factor: int) -> None:
-    """Raise ValueError naming the option that cannot work."""
-    if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
-        raise ValueError(
-            "the tokenizer has no [CLS]/[SEP] token; NSP pairs need both (use a BERT WordPiece tokenizer)."
-        )
-    if max_seq_length < 5:
-        raise ValueError(f"max_seq_length={max_seq_length} is too small: [CLS] A [SEP] B [SEP] needs at least 5.")
-    if not 0 <= short_seq_prob <= 1 or not 0 <= random_next_prob <= 1:
-        raise ValueError(f"short_seq_prob={short_seq_prob} and random_next_prob={random_next_prob} must be "
-                         "probabilities in [0, 1].")
-    if dupe_factor < 1:
-        raise ValueError(f"dupe_factor={dupe_factor} must be at least 1 (the number of pairings per document).")
+@dataclass(frozen=True)
+class NspOptions:
+    """How documents become NSP pairs (see `create_instances_from_document`)."""
+
+    max_seq_length: int = 128
+    short_seq_prob: float = 0.1
+    random_next_prob: float = 0.5
+    dupe_factor: int = 1
+    seed: int = 42
+
+    def check(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Raise ValueError naming the option that cannot work (with this tokenizer)."""
+        if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
+            raise ValueError(
+                "the tokenizer has no [CLS]/[SEP] token; NSP pairs need both (use a BERT WordPiece tokenizer)."
+            )
+        if self.max_seq_length < 5:
+            raise ValueError(f"max_seq_length={self.max_seq_length} is too small: [CLS] A [SEP] B [SEP] needs at "
+                             "least 5.")
+        if not 0 <= self.short_seq_prob <= 1 or not 0 <= self.random_next_prob <= 1:
+            raise ValueError(f"short_seq_prob={self.short_seq_prob} and random_next_prob={self.random_next_prob} "
+                             "must be probabilities in [0, 1].")
+        if self.dupe_factor < 1:
+            raise ValueError(f"dupe_factor={self.dupe_factor} must be at least 1 (the number of pairings per "
+                             "document).")
+
+    def pair_arguments(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+        """What `_instances_batch` takes besides the batch: the options and the special-token ids."""
+        return {"cls_token_id": tokenizer.cls_token_id, "sep_token_id": tokenizer.sep_token_id, **asdict(self)}
 
 
 def _filter_and_count(sentences: datasets.Dataset, num_proc: int | None) -> datasets.Dataset:
@@ -195,12 +211,8 @@ def _filter_and_count(sentences: datasets.Dataset, num_proc: int | None) -> data
 def prepare_pretraining_dataset(
     documents: datasets.Dataset,
     tokenizer: PreTrainedTokenizerBase,
+    options: NspOptions | None = None,
     *,
-    max_seq_length: int = 128,
-    short_seq_prob: float = 0.1,
-    random_next_prob: float = 0.5,
-    dupe_factor: int = 1,
-    seed: int = 42,
     num_proc: int | None = None,
     batch_size: int = 1000,
     load_from_cache_file: bool = True,
@@ -208,22 +220,21 @@ def prepare_pretraining_dataset(
     """Documents (`"text"` rows) -> NSP instances (`INSTANCE_FEATURES` rows), cached by fingerprint.
 
     The result is a deterministic function of the corpus, the tokenizer and the options (not of
-    `num_proc` or `batch_size`). Every instance has at most `max_seq_length` tokens.
+    `num_proc` or `batch_size`). Every instance has at most `options.max_seq_length` tokens.
     """
-    _check_options(tokenizer, max_seq_length, short_seq_prob, random_next_prob, dupe_factor)
+    options = options or NspOptions()
+    options.check(tokenizer)
     sentences = tokenize_documents(documents, tokenizer, num_proc=num_proc, batch_size=batch_size,
                                    load_from_cache_file=load_from_cache_file)
     sentences = _filter_and_count(sentences, num_proc)
-    options = dict(cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
-                   max_seq_length=max_seq_length, short_seq_prob=short_seq_prob,
-                   random_next_prob=random_next_prob, dupe_factor=dupe_factor, seed=seed)
+    arguments = options.pair_arguments(tokenizer)
     instances = sentences.map(
         _instances_batch, batched=True, batch_size=batch_size, with_indices=True,
-        fn_kwargs={"documents": _DatasetDocuments(sentences), **options},
+        fn_kwargs={"documents": _DatasetDocuments(sentences), **arguments},
         remove_columns=sentences.column_names, features=INSTANCE_FEATURES, num_proc=num_proc,
         load_from_cache_file=load_from_cache_file, desc="Creating NSP pairs",
         # The corpus itself is an argument (random B segments); hashing it would read it all.
-        new_fingerprint=Hasher.hash(["nsp", _PIPELINE_VERSION, sentences._fingerprint, sorted(options.items())]),
+        new_fingerprint=Hasher.hash(["nsp", _PIPELINE_VERSION, sentences._fingerprint, sorted(arguments.items())]),
     )
     labels = instances.with_format("numpy")["next_sentence_label"]
     logger.info("%d NSP pairs from %d documents (%.1f%% random next).", len(instances), len(sentences),
@@ -234,12 +245,8 @@ def prepare_pretraining_dataset(
 def prepare_pretraining_stream(
     documents: datasets.IterableDataset,
     tokenizer: PreTrainedTokenizerBase,
+    options: NspOptions | None = None,
     *,
-    max_seq_length: int = 128,
-    short_seq_prob: float = 0.1,
-    random_next_prob: float = 0.5,
-    dupe_factor: int = 1,
-    seed: int = 42,
     batch_size: int = 1000,
 ) -> datasets.IterableDataset:
     """The streaming counterpart of `prepare_pretraining_dataset`: lazy, nothing is written to disk.
@@ -247,15 +254,13 @@ def prepare_pretraining_stream(
     Random B segments come from the other documents of the same batch of `batch_size` documents (a
     stream has no random access), so keep `batch_size` large. Empty documents are skipped.
     """
-    _check_options(tokenizer, max_seq_length, short_seq_prob, random_next_prob, dupe_factor)
+    options = options or NspOptions()
+    options.check(tokenizer)
     sentences = tokenize_documents(documents, tokenizer, batch_size=batch_size)
     sentences = sentences.filter(lambda n: [count > 0 for count in n], input_columns="num_sentences",
                                  batched=True, batch_size=batch_size)
     return sentences.map(
         _instances_batch, batched=True, batch_size=batch_size, with_indices=True,
-        fn_kwargs={"documents": None, "cls_token_id": tokenizer.cls_token_id,
-                   "sep_token_id": tokenizer.sep_token_id, "max_seq_length": max_seq_length,
-                   "short_seq_prob": short_seq_prob, "random_next_prob": random_next_prob,
-                   "dupe_factor": dupe_factor, "seed": seed},
+        fn_kwargs={"documents": None, **options.pair_arguments(tokenizer)},
         remove_columns=["sentences", "num_sentences"], features=INSTANCE_FEATURES,
     )

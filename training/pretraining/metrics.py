@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from transformers import EvalPrediction
 
-IGNORE_INDEX = -100
+from openbert.modeling import IGNORE_INDEX
 
 
 def reduce_pretraining_logits(logits: tuple[torch.Tensor, ...], labels: tuple[torch.Tensor, torch.Tensor]

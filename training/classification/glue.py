@@ -7,12 +7,13 @@ on the Hugging Face Hub, so a fine-tuned model's config prints e.g. "positive" r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 
-from .tabular_data import read_first_line, read_table
+from openbert.tokenization.data_files import expand_data_files, iter_lines, load_records
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,10 @@ def glue_split_file(task: GlueTask, data_dir: str | Path, split: str) -> Path:
     return Path(data_dir) / dict(task.split_files)[split]
 
 
-def read_glue_file(task: GlueTask, path: str | Path) -> datasets.Dataset:
-    """Read one GLUE TSV file of `task`, with or without its header row."""
-    column_names = None
+def read_glue_files(task: GlueTask, files: Sequence[str]) -> datasets.Dataset:
+    """Read a split's GLUE TSV file(s) of `task`, with or without their header row."""
+    paths = expand_data_files(files)
     # CoLA's train/dev files have no header while its test file has one: look at the first line.
-    if task.headerless_columns and task.text_column not in read_first_line(path):
-        column_names = task.headerless_columns
-    return read_table(path, column_names=column_names)
+    header = next(iter_lines(paths[0]), "").split("\t")
+    headerless = task.headerless_columns is not None and task.text_column not in header
+    return load_records(paths, column_names=task.headerless_columns if headerless else None)

@@ -1,6 +1,6 @@
 """`pipeline("question-answering")` for openbert QA models (transformers 5 no longer ships that task).
 
-Fine-tuned QA models are saved with this file (and `qa_processing.py`) next to their weights and a
+Fine-tuned QA models are saved with this file (and `processing.py`) next to their weights and a
 `custom_pipelines` entry in `config.json`, so anyone can run
 
     pipe = pipeline("question-answering", model="out/squad", trust_remote_code=True)
@@ -8,8 +8,8 @@ Fine-tuned QA models are saved with this file (and `qa_processing.py`) next to t
     # {'answer': 'Paris', 'score': 0.93, 'start': 22, 'end': 27}
 
 without openbert installed. Long contexts are split into overlapping windows and the answer is searched
-over all of them, exactly as in evaluation (`qa_processing`), so pipeline answers equal the answers the
-fine-tuning script scores. With openbert installed, `import training.qa_pipeline` also registers the task
+over all of them, exactly as in evaluation (`processing.py`), so pipeline answers equal the answers the
+fine-tuning script scores. With openbert installed, `import openbert.training.qa.pipeline` also registers the task
 for any QA model.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from transformers import AutoModelForQuestionAnswering, Pipeline, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .qa_processing import MODEL_INPUT_COLUMNS, postprocess_qa_predictions, prepare_eval_features
+from .processing import MODEL_INPUT_COLUMNS, postprocess_qa_predictions, prepare_eval_features
 
 TASK = "question-answering"
 

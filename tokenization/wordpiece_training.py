@@ -19,20 +19,13 @@ from tokenizers import Tokenizer, trainers
 from tokenizers.models import WordPiece
 from transformers import BertTokenizer
 
-from .corpus import Corpus, iter_text_batches
+from .data_files import Corpus, iter_text_batches
 from .wordpiece import CONTINUING_SUBWORD_PREFIX, SPECIAL_TOKENS, build_bert_tokenizer, save_tokenizer
 
 
 def train_tokenizer(
-    corpus: Corpus,
-    *,
-    vocab_size: int = 30522,
-    output_dir: str | os.PathLike | None = None,
-    lowercase: bool = True,
-    strip_accents: bool | None = None,
-    min_frequency: int = 2,
-    model_max_length: int = 512,
-    text_column: str = "text",
+    corpus: Corpus, *, vocab_size: int = 30522, output_dir: str | os.PathLike | None = None, lowercase: bool = True,
+    strip_accents: bool | None = None, min_frequency: int = 2, model_max_length: int = 512, text_column: str = "text",
     show_progress: bool = True,
 ) -> BertTokenizer:
     """Learn a WordPiece vocabulary of `vocab_size` tokens from `corpus` and return BERT's tokenizer over it.
@@ -50,48 +43,14 @@ def train_tokenizer(
     has no usable text, and for bad arguments. Warns when the corpus cannot fill `vocab_size` (the tokenizer
     is then smaller: size the model from `len(tokenizer)`).
     """
-    specials = list(SPECIAL_TOKENS.values())
-    if not isinstance(vocab_size, int) or vocab_size <= len(specials):
-        raise ValueError(
-            f"vocab_size must be an int larger than the {len(specials)} special tokens, got {vocab_size!r}"
-        )
-    if not isinstance(min_frequency, int) or min_frequency < 0:
-        raise ValueError(f"min_frequency must be a non-negative int, got {min_frequency!r}")
-
-    # Train with the normalizer and pre-tokenizer of the tokenizer we will return, so the vocabulary is
-    # learnt on exactly the words it will later see. The special tokens are deliberately not registered
-    # as added tokens here: the trainer would then learn junk pieces ("[MAS", "##K]") from literal
-    # occurrences of them in the corpus.
-    pipeline = build_bert_tokenizer(
-        dict(zip(specials, range(len(specials)), strict=True)),
-        lowercase=lowercase,
-        strip_accents=strip_accents,
-        model_max_length=model_max_length,
-    ).backend_tokenizer
-    learner = Tokenizer(WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
-    learner.normalizer = pipeline.normalizer
-    learner.pre_tokenizer = pipeline.pre_tokenizer
-
-    characters = _corpus_characters(corpus, text_column, show_progress)
-    alphabet, continuations = _alphabet(learner, characters)
-    if not alphabet:
-        raise ValueError(
-            "the corpus has no text left after BERT normalization (it holds only control, zero-width or "
-            "replacement characters)"
-        )
-    base_size = len(specials) + len(alphabet) + len(continuations)
-    if vocab_size < base_size:
-        raise ValueError(
-            f"vocab_size={vocab_size} is too small for this corpus: its alphabet needs {len(alphabet)} "
-            f"characters and {len(continuations)} '##' continuations, plus {len(specials)} special tokens; "
-            f"use vocab_size >= {base_size} (BERT uses 30522)"
-        )
-
+    _check_sizes(vocab_size, min_frequency)
+    learner = _learner(lowercase, strip_accents, model_max_length)
+    continuations = _continuations(learner, _corpus_characters(corpus, text_column, show_progress), vocab_size)
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
         # Listed after the special tokens, the sorted continuations get fixed ids 5, 6, ...
-        special_tokens=specials + sorted(CONTINUING_SUBWORD_PREFIX + char for char in continuations),
+        special_tokens=[*SPECIAL_TOKENS.values(), *sorted(CONTINUING_SUBWORD_PREFIX + char for char in continuations)],
         continuing_subword_prefix=CONTINUING_SUBWORD_PREFIX,
         # Our own bar tracks reading (bytes or rows, with an ETA); the trainer's would fight it on stderr.
         show_progress=False,
@@ -119,6 +78,54 @@ def train_tokenizer(
     if output_dir is not None:
         save_tokenizer(tokenizer, output_dir)
     return tokenizer
+
+
+def _check_sizes(vocab_size: int, min_frequency: int) -> None:
+    if not isinstance(vocab_size, int) or vocab_size <= len(SPECIAL_TOKENS):
+        raise ValueError(
+            f"vocab_size must be an int larger than the {len(SPECIAL_TOKENS)} special tokens, got {vocab_size!r}"
+        )
+    if not isinstance(min_frequency, int) or min_frequency < 0:
+        raise ValueError(f"min_frequency must be a non-negative int, got {min_frequency!r}")
+
+
+def _learner(lowercase: bool, strip_accents: bool | None, model_max_length: int) -> Tokenizer:
+    """An empty WordPiece model behind the normalizer and pre-tokenizer of the tokenizer we will return, so the
+    vocabulary is learnt on exactly the words it will later see.
+
+    The special tokens are deliberately not registered as added tokens here: the trainer would then learn junk
+    pieces ("[MAS", "##K]") from literal occurrences of them in the corpus.
+    """
+    specials = list(SPECIAL_TOKENS.values())
+    pipeline = build_bert_tokenizer(
+        dict(zip(specials, range(len(specials)), strict=True)),
+        lowercase=lowercase,
+        strip_accents=strip_accents,
+        model_max_length=model_max_length,
+    ).backend_tokenizer
+    learner = Tokenizer(WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
+    learner.normalizer = pipeline.normalizer
+    learner.pre_tokenizer = pipeline.pre_tokenizer
+    return learner
+
+
+def _continuations(learner: Tokenizer, characters: set[str], vocab_size: int) -> set[str]:
+    """The characters that can continue a word (each gets a `##` token); raises when the corpus has no usable
+    text or when `vocab_size` cannot hold its alphabet."""
+    alphabet, continuations = _alphabet(learner, characters)
+    if not alphabet:
+        raise ValueError(
+            "the corpus has no text left after BERT normalization (it holds only control, zero-width or "
+            "replacement characters)"
+        )
+    base_size = len(SPECIAL_TOKENS) + len(alphabet) + len(continuations)
+    if vocab_size < base_size:
+        raise ValueError(
+            f"vocab_size={vocab_size} is too small for this corpus: its alphabet needs {len(alphabet)} "
+            f"characters and {len(continuations)} '##' continuations, plus {len(SPECIAL_TOKENS)} special tokens; "
+            f"use vocab_size >= {base_size} (BERT uses 30522)"
+        )
+    return continuations
 
 
 def _corpus_characters(corpus: Corpus, text_column: str, show_progress: bool) -> set[str]:

@@ -1,19 +1,20 @@
-"""Reading extractive-QA data: official SQuAD v1.1/v2.0 JSON, flat JSON/JSON-lines, or a `datasets` split.
+"""Extractive-QA data: official SQuAD v1.1/v2.0 JSON, flat records, or a `datasets` split.
 
-Every source becomes a flat `datasets.Dataset` with the columns `id`, `title`, `context`, `question` and
+Files are read by openbert's one reader of data files (`openbert.tokenization.data_files`). Every source becomes
+a flat `datasets.Dataset` with the columns `id`, `title`, `context`, `question` and
 `answers = {"text": [str, ...], "answer_start": [int, ...]}` (character offsets into `context`; empty lists
 for an unanswerable question), the layout of the `squad`/`squad_v2` datasets on the Hub.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import datasets
+
+from openbert.tokenization.data_files import expand_data_files, iter_records
 
 logger = logging.getLogger(__name__)
 
@@ -31,46 +32,28 @@ class QAExamples:
     skipped_unanswerable: int
 
 
-def _flatten_official(data: list[dict], source: str) -> list[dict]:
-    """Official layout (data -> paragraphs -> qas) to flat records; `plausible_answers` are not answers."""
-    records = []
-    for article in data:
-        for paragraph in article.get("paragraphs", []):
-            for qa in paragraph.get("qas", []):
-                if "answers" not in qa:
-                    raise ValueError(f"{source}: question {qa.get('id')!r} has no 'answers' field")
-                answers = [] if qa.get("is_impossible", False) else qa["answers"]
-                records.append({
-                    "id": qa.get("id"), "title": article.get("title", ""), "context": paragraph.get("context"),
-                    "question": qa.get("question"),
-                    "answers": {"text": [a["text"] for a in answers],
-                                "answer_start": [a["answer_start"] for a in answers]},
-                })
-    return records
+def _flatten_article(article: dict, source: str) -> Iterator[dict]:
+    """An official SQuAD article (title -> paragraphs -> qas) as flat records; `plausible_answers` are not answers."""
+    for paragraph in article.get("paragraphs", []):
+        for qa in paragraph.get("qas", []):
+            if "answers" not in qa:
+                raise ValueError(f"{source}: question {qa.get('id')!r} has no 'answers' field")
+            answers = [] if qa.get("is_impossible", False) else qa["answers"]
+            yield {
+                "id": qa.get("id"), "title": article.get("title", ""), "context": paragraph.get("context"),
+                "question": qa.get("question"),
+                "answers": {"text": [a["text"] for a in answers], "answer_start": [a["answer_start"] for a in answers]},
+            }
 
 
-def read_qa_file(path: str | Path) -> list[dict]:
-    """Read a QA file into flat records (not yet validated).
+def read_qa_files(files: str | Sequence[str]) -> list[dict]:
+    """Flat QA records (not yet validated) of every file `files` names (files, folders, globs).
 
-    Accepts `.json` holding the official SQuAD layout (`{"data": [{"title", "paragraphs": [{"context",
-    "qas": [...]}]}]}`) or flat records (`{"data": [{"id", "question", "context", "answers"}, ...]}` or a
-    bare list), and `.jsonl` with one flat record per line.
+    Records are official SQuAD articles (`{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}`),
+    flattened here, or flat records (`{"id", "question", "context", "answers"}`) in any format the reader takes.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"QA data file {path} does not exist")
-    if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-    if path.suffix != ".json":
-        raise ValueError(f"{path}: QA data must be .json (SQuAD or flat) or .jsonl, not {path.suffix!r}")
-    content = json.loads(path.read_text(encoding="utf-8"))
-    data = content.get("data") if isinstance(content, dict) else content
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a list of records or a {{'data': [...]}} object")
-    if data and "paragraphs" in data[0]:
-        return _flatten_official(data, str(path))
-    return data
+    return [flat for path in expand_data_files(files) for record in iter_records(path)
+            for flat in (_flatten_article(record, str(path)) if "paragraphs" in record else [record])]
 
 
 def _answers_align(record: dict) -> bool:

@@ -11,7 +11,7 @@ context (so unicode, accents and spacing come back untouched), and for SQuAD v2.
 with the null ([CLS]) score.
 
 This module needs only numpy and transformers: it travels, as remote code, with fine-tuned QA models
-(see `qa_pipeline.py`).
+(see `pipeline.py`).
 """
 
 from __future__ import annotations
@@ -129,6 +129,10 @@ class QAPredictions:
     null_score_diff: dict[str, float]
 
 
+# The "no answer" candidate: the empty text at [CLS], which has no character offsets or span logits.
+_NO_ANSWER = {"text": "", "start": 0, "end": 0, "start_logit": None, "end_logit": None}
+
+
 def _softmax(scores: np.ndarray) -> np.ndarray:
     exp = np.exp(scores - np.max(scores))
     return exp / exp.sum()
@@ -161,58 +165,72 @@ def postprocess_qa_predictions(
     windows_of = collections.defaultdict(list)
     for index, example_id in enumerate(features["example_id"]):
         windows_of[example_id].append(index)
+    # Read once: a column of a datasets.Dataset is materialised on every access.
     offset_mappings, cls_indices = features["offset_mapping"], features["cls_index"]
 
     result = QAPredictions({}, {}, {})
     for example in examples:
-        best_by_text: dict[str, dict] = {}
-        null_score = None
-        for window in windows_of[example["id"]]:
-            offsets = offset_mappings[window]
-            start_row, end_row = start_logits[window][: len(offsets)], end_logits[window][: len(offsets)]
-            cls = cls_indices[window]
-            window_null = float(start_row[cls] + end_row[cls])
-            null_score = window_null if null_score is None else min(null_score, window_null)
-            top_starts = np.argsort(start_row)[::-1][:n_best_size]
-            top_ends = np.argsort(end_row)[::-1][:n_best_size]
-            for start in top_starts:
-                for end in top_ends:
-                    if offsets[start] is None or offsets[end] is None or end < start:
-                        continue
-                    if end - start + 1 > max_answer_length:
-                        continue
-                    first_char, end_char = offsets[start][0], offsets[end][1]
-                    text = example["context"][first_char:end_char]
-                    score = float(start_row[start] + end_row[end])
-                    if text not in best_by_text or best_by_text[text]["score"] < score:
-                        best_by_text[text] = {"text": text, "score": score, "start": first_char, "end": end_char,
-                                              "start_logit": float(start_row[start]), "end_logit": float(end_row[end])}
-        if null_score is None:
+        windows = [(offset_mappings[w], cls_indices[w], start_logits[w], end_logits[w])
+                   for w in windows_of[example["id"]]]
+        if not windows:
             raise ValueError(f"example {example['id']!r} has no features; pass the features built from these "
                              "examples")
-        candidates = sorted(best_by_text.values(), key=lambda c: c["score"], reverse=True)[:n_best_size]
-        best_span = candidates[0] if candidates else None
-        if version_2_with_negative:
-            candidates.append({"text": "", "score": null_score, "start": 0, "end": 0, "start_logit": None,
-                               "end_logit": None})
-            candidates.sort(key=lambda c: c["score"], reverse=True)
-            candidates = candidates[:n_best_size]
-        if not candidates:
-            # No valid span at all (e.g. max_answer_length too small): an empty answer, scored as such.
-            candidates = [{"text": "", "score": 0.0, "start": 0, "end": 0, "start_logit": None, "end_logit": None}]
-        probabilities = _softmax(np.array([c["score"] for c in candidates]))
-        result.nbest[example["id"]] = [
-            {"text": c["text"], "probability": float(p), "start": c["start"], "end": c["end"],
-             "start_logit": c["start_logit"], "end_logit": c["end_logit"]}
-            for c, p in zip(candidates, probabilities, strict=True)
-        ]
+        spans, null_score = _best_spans(example["context"], windows, n_best_size, max_answer_length)
+        candidates = _ranked(spans, null_score if version_2_with_negative else None, n_best_size)
+        result.nbest[example["id"]] = _with_probabilities(candidates)
         if not version_2_with_negative:
             result.predictions[example["id"]] = candidates[0]["text"]
             continue
-        diff = null_score - best_span["score"] if best_span else float("inf")
+        diff = null_score - spans[0]["score"] if spans else float("inf")
         result.null_score_diff[example["id"]] = diff
-        result.predictions[example["id"]] = "" if diff > null_score_diff_threshold else best_span["text"]
+        result.predictions[example["id"]] = "" if diff > null_score_diff_threshold else spans[0]["text"]
     return result
+
+
+def _best_spans(context: str, windows: list[tuple], n_best_size: int, max_answer_length: int
+                ) -> tuple[list[dict], float]:
+    """The best span of each distinct answer text over an example's windows, best first (at most `n_best_size`),
+    and the example's null score: the lowest `[CLS]` score of its windows."""
+    best_by_text: dict[str, dict] = {}
+    null_scores = []
+    for offsets, cls, start_logits, end_logits in windows:
+        # Rows may be padded past the window's length: only its own positions count.
+        start_row, end_row = start_logits[: len(offsets)], end_logits[: len(offsets)]
+        null_scores.append(float(start_row[cls] + end_row[cls]))
+        for span in _window_spans(context, offsets, start_row, end_row, n_best_size, max_answer_length):
+            if span["text"] not in best_by_text or best_by_text[span["text"]]["score"] < span["score"]:
+                best_by_text[span["text"]] = span
+    return sorted(best_by_text.values(), key=lambda c: c["score"], reverse=True)[:n_best_size], min(null_scores)
+
+
+def _window_spans(context: str, offsets: Sequence, start_row: np.ndarray, end_row: np.ndarray, n_best_size: int,
+                  max_answer_length: int) -> Iterable[dict]:
+    """The valid spans among a window's top start and end positions: both in the context, in order, not too long."""
+    top_starts = np.argsort(start_row)[::-1][:n_best_size]
+    top_ends = np.argsort(end_row)[::-1][:n_best_size]
+    for start in top_starts:
+        for end in top_ends:
+            if offsets[start] is None or offsets[end] is None or not 0 <= end - start < max_answer_length:
+                continue
+            first_char, end_char = offsets[start][0], offsets[end][1]
+            yield {"text": context[first_char:end_char], "score": float(start_row[start] + end_row[end]),
+                   "start": first_char, "end": end_char, "start_logit": float(start_row[start]),
+                   "end_logit": float(end_row[end])}
+
+
+def _ranked(spans: list[dict], null_score: float | None, n_best_size: int) -> list[dict]:
+    """The candidates to report, best first: the spans, with "no answer" among them when `null_score` is given."""
+    if null_score is not None:
+        spans = sorted([*spans, {**_NO_ANSWER, "score": null_score}], key=lambda c: c["score"], reverse=True)
+    # No valid span at all (e.g. max_answer_length too small): an empty answer, scored as such.
+    return spans[:n_best_size] or [{**_NO_ANSWER, "score": 0.0}]
+
+
+def _with_probabilities(candidates: list[dict]) -> list[dict]:
+    probabilities = _softmax(np.array([c["score"] for c in candidates]))
+    return [{"text": c["text"], "probability": float(p), "start": c["start"], "end": c["end"],
+             "start_logit": c["start_logit"], "end_logit": c["end_logit"]}
+            for c, p in zip(candidates, probabilities, strict=True)]
 
 
 def write_qa_predictions(result: QAPredictions, output_dir: str | Path, prefix: str = "eval") -> list[Path]:

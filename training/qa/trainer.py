@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader
 from transformers import Trainer
 from transformers.trainer_utils import EvalLoopOutput
 
-from .metrics import load_metric
-from .qa_processing import QAPredictions, postprocess_qa_predictions
+from ..metrics import load_metric
+from .processing import QAPredictions, postprocess_qa_predictions
 
 
 @dataclass

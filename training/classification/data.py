@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import datasets
 from transformers import PreTrainedConfig, PreTrainedTokenizerBase
 
+from .glue import GlueTask
+
 # Looked for, in this order, when no text column is given.
 DEFAULT_TEXT_COLUMNS = (("sentence1", "sentence2"), ("sentence", None), ("text", None))
 
@@ -183,3 +185,36 @@ def tokenize_split(
     tokenized = dataset.map(tokenize, batched=True, remove_columns=dataset.column_names,
                             desc=f"tokenizing {source}")
     return tokenized.add_column("labels", labels) if labels is not None else tokenized
+
+
+def resolve_label_space(
+    raw: dict[str, tuple[datasets.Dataset, str]], columns: TextColumns, task: GlueTask | None,
+    is_regression: bool | None, checkpoint_config: PreTrainedConfig,
+) -> LabelSpace:
+    """The task's classes: a GLUE preset's, a `ClassLabel` column's, else the labels of the training split.
+
+    A checkpoint that is already a fine-tuned classifier (its config names its labels) keeps its class ids:
+    evaluating or predicting with it alone uses them, and training it further needs the same label set.
+    """
+    from_checkpoint = checkpoint_label_space(checkpoint_config)
+    first, _ = raw[next(iter(raw))]
+    if task:
+        space = LabelSpace(task.raw_labels, task.label_names)
+    elif isinstance(first.features.get(columns.label), datasets.ClassLabel):
+        space = class_label_space(first.features[columns.label])
+    elif from_checkpoint is not None and "train" not in raw:
+        return from_checkpoint
+    else:
+        labelled = raw.get("train") or raw.get("validation")
+        if labelled is None:
+            raise ValueError("--do_predict alone with a base checkpoint cannot know the label names: also give "
+                             "training or validation data, or predict with a fine-tuned checkpoint")
+        require_label_column(labelled[0], columns, labelled[1])
+        space = infer_label_space(labelled[0][columns.label], labelled[1], is_regression)
+    if from_checkpoint is None or from_checkpoint.label_names == space.label_names:
+        return space
+    if task is None and set(from_checkpoint.label_names) == set(space.label_names):
+        return from_checkpoint  # the same classes: keep the checkpoint's ids
+    raise ValueError(f"the checkpoint was fine-tuned for labels {list(from_checkpoint.label_names) or 'regression'} "
+                     f"but the data has {list(space.label_names) or 'regression scores'}: start from a base "
+                     "(not fine-tuned) checkpoint to learn other labels")

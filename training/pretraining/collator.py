@@ -1,7 +1,7 @@
 """Batches for MLM + NSP pretraining: padding plus dynamic masking, drawn anew for every batch.
 
 `DataCollatorForPreTraining` takes rows of `input_ids`, `token_type_ids`, `next_sentence_label` (as
-`training.pretraining_data` makes them) and returns the tensors `OpenBertForPreTraining` (or
+`openbert.training.pretraining.data` makes them) and returns the tensors `OpenBertForPreTraining` (or
 transformers' `BertForPreTraining`) takes: `input_ids`, `attention_mask`, `token_type_ids`, `labels`
 (-100 where no prediction is asked) and `next_sentence_label`.
 
@@ -11,7 +11,7 @@ token becomes `[MASK]` with probability `mask_replace_prob`, a random token with
 and padding are never selected; `[UNK]` is, since it stands for real text. With `whole_word_mask`,
 whole words are selected (a WordPiece token starting with `##` belongs to the word before it).
 
-Randomness: with `seed` set (what `training.pretrain` does), each batch's masks come from a generator
+Randomness: with `seed` set (what `openbert pretrain` does), each batch's masks come from a generator
 seeded by the seed, the epoch (`MaskingEpochCallback` keeps it current) and the batch's tokens. Masks
 are then a function of the data order alone, so a run resumed from a checkpoint draws exactly the
 masks of an uninterrupted run; torch's global RNG cannot promise that, because data loaders collate
@@ -35,9 +35,9 @@ import torch
 from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
-from .pretraining_data import tokenizer_fingerprint
+from openbert.modeling import IGNORE_INDEX
 
-IGNORE_INDEX = -100
+from .data import tokenizer_fingerprint
 
 
 @dataclass

@@ -1,0 +1,117 @@
+"""The built wheel: installed beside another distribution's top-level `training` and `modeling` packages, both
+import as their own; `import openbert` loads only the model; a checkpoint saved there loads as remote code in a
+process that cannot import openbert."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# What the wheel is built from (a copy, so that no build/ folder of an earlier build leaks stale modules in).
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "__init__.py", "modeling", "tokenization", "training", "hub_cards")
+
+# Runs in the fresh venv, from a folder outside the repository.
+IMPORTS = textwrap.dedent("""
+    import sys
+    import training, modeling
+    assert (training.OWNER, modeling.OWNER) == ("dummy", "dummy"), (training.__file__, modeling.__file__)
+
+    import openbert
+    ours = sorted(name for name in sys.modules if name.startswith("openbert"))
+    assert ours == ["openbert", "openbert.modeling", "openbert.modeling.configuration_openbert",
+                    "openbert.modeling.modeling_openbert", "openbert.modeling.packed_tokens"], ours
+    assert not {"datasets", "evaluate", "matplotlib"} & set(sys.modules)
+
+    import importlib.metadata, importlib.resources
+    from openbert.training import cli
+    assert cli.COMMANDS and all(module.startswith("openbert.") for module in (c.module for c in cli.COMMANDS.values()))
+    assert importlib.resources.files("openbert.hub_cards").joinpath("templates", "base.md").is_file()
+    script = importlib.metadata.entry_points(group="console_scripts", name="openbert")
+    assert [entry.value for entry in script] == ["openbert.training.cli:main"]
+
+    import torch
+    config = openbert.OpenBertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=16, num_labels=3)
+    torch.manual_seed(0)
+    model = openbert.OpenBertForSequenceClassification(config).eval()
+    model.save_pretrained(sys.argv[1])
+    torch.save(model(input_ids=torch.tensor([[2, 7, 9, 3]])).logits, sys.argv[1] + "/logits.pt")
+    print(openbert.__file__)
+""")
+REMOTE_CODE = textwrap.dedent("""
+    import sys
+    sys.modules["openbert"] = None  # the model must come from the checkpoint's own code
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    model = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    logits = model(input_ids=torch.tensor([[2, 7, 9, 3]])).logits
+    torch.testing.assert_close(logits, torch.load(sys.argv[1] + "/logits.pt"), rtol=0, atol=0)
+""")
+
+
+def dummy_distribution(directory: Path) -> Path:
+    """A distribution that ships top-level `training` and `modeling` packages, as many repositories do."""
+    directory.mkdir()
+    (directory / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=68"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "someone-elses-project"
+        version = "1.0"
+        [tool.setuptools]
+        packages = ["training", "modeling"]
+    """))
+    for package in ("training", "modeling"):
+        (directory / package).mkdir()
+        (directory / package / "__init__.py").write_text('OWNER = "dummy"\n')
+    return directory
+
+
+def wheel_sources(destination: Path) -> Path:
+    destination.mkdir()
+    for name in WHEEL_SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, destination / name)
+    return destination
+
+
+def fresh_venv(directory: Path) -> tuple[Path, Path]:
+    """A venv without pip whose only third-party packages are this venv's (torch, transformers, ...), reached
+    through a .pth line: the .pth files there (the editable openbert's among them) are not run."""
+    venv.create(directory, with_pip=False)
+    python = directory / "bin" / "python"
+    purelib = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                  check=True, capture_output=True, text=True).stdout.strip())
+    (purelib / "project-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    return python, purelib
+
+
+def test_wheel_installs_beside_other_training_and_modeling_packages(tmp_path):
+    wheels = tmp_path / "wheels"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", wheels,
+                    wheel_sources(tmp_path / "openbert-source"),
+                    dummy_distribution(tmp_path / "dummy")], check=True, timeout=300)
+    python, purelib = fresh_venv(tmp_path / "venv")
+    # --target installs next to whatever else is there, and never touches this venv's editable openbert.
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", purelib, *sorted(wheels.glob("*.whl"))],
+                   check=True, timeout=300)
+
+    checkpoint = tmp_path / "checkpoint"
+    imported = subprocess.run([python, "-c", IMPORTS, checkpoint], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == str(purelib / "openbert" / "__init__.py")
+    remote = subprocess.run([python, "-c", REMOTE_CODE, checkpoint], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert remote.returncode == 0, remote.stderr

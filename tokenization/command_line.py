@@ -1,0 +1,68 @@
+"""The command-line convention every openbert command follows.
+
+* Options are dataclass fields parsed by transformers' `HfArgumentParser`: `--output_dir` and `--output-dir` both
+  work, `--help` lists every option with its default, and where the Trainer runs every `TrainingArguments` flag
+  works too.
+* A single argument ending in .json, .yaml or .yml is a config file holding the options by their field names.
+* A concept has one name in every command (`--train_files`, `--output_dir`, `--model_name_or_path`,
+  `--hub_model_id`, ...). Names a command used before keep working for one release: they are rewritten to
+  today's name, with a `FutureWarning` that says so.
+* Usage lines name the command as it is typed: `usage: openbert tokenizer train ...`.
+
+This lives in tokenization, the lowest room with a command of its own, so that training's commands share it
+without importing upwards; modeling/convert.py, which imports nothing of ours, follows the same rules with
+`HfArgumentParser` directly.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from transformers import HfArgumentParser
+
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+# Old option names keep working until this release.
+OLD_NAMES_REMOVED_IN = "0.3"
+
+
+def parse_command_line(command: str, dataclass_types: Sequence[type], argv: Sequence[str] | None = None, *,
+                       renamed: Mapping[str, str] | None = None, description: str | None = None) -> tuple[Any, ...]:
+    """Parse `argv` (default: `sys.argv[1:]`) of `openbert <command>` into one instance per dataclass type.
+
+    `renamed` maps an old option name (without dashes; the dashed spelling matches too) to today's option as
+    typed after `--`, e.g. `{"input": "train_files", "no_strip_accents": "strip_accents=false"}`. The first
+    paragraph of `description` (the command module's docstring) heads `--help`.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(list(dataclass_types), prog=f"openbert {command}",
+                              description=description.split("\n\n")[0] if description else None)
+    if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
+        return parse_config_file(parser, Path(argv[0]))
+    return parser.parse_args_into_dataclasses(args=rename_old_options(argv, renamed or {}, command))
+
+
+def parse_config_file(parser: HfArgumentParser, path: Path) -> tuple[Any, ...]:
+    """The dataclasses of `parser` filled from a JSON or YAML file of `{option: value}`."""
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist; pass an existing .json/.yaml file")
+    if path.suffix == ".json":
+        return parser.parse_json_file(str(path.resolve()))
+    return parser.parse_yaml_file(str(path.resolve()))
+
+
+def rename_old_options(argv: Sequence[str], renamed: Mapping[str, str], command: str) -> list[str]:
+    """`argv` with each old option name replaced by today's, with a `FutureWarning` per replacement."""
+    result = []
+    for argument in argv:
+        flag, equals, value = argument.partition("=")
+        new = renamed.get(flag[2:].replace("-", "_")) if flag.startswith("--") else None
+        if new is not None:
+            warnings.warn(f"`openbert {command} {flag}` is deprecated and stops working in openbert "
+                          f"{OLD_NAMES_REMOVED_IN}: use --{new.partition('=')[0]}", FutureWarning, stacklevel=3)
+            argument = f"--{new}{equals}{value}"
+        result.append(argument)
+    return result
