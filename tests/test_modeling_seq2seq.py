@@ -144,7 +144,7 @@ def trained(tmp_path_factory):
     configure_generation(model, 8)
     sources, targets = twenty_pairs()
     args = Seq2SeqTrainingArguments(
-        output_dir=str(root / "run"), per_device_train_batch_size=10, learning_rate=3e-3, max_steps=100,
+        output_dir=str(root / "run"), per_device_train_batch_size=10, learning_rate=3e-3, max_steps=120,
         save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True, seed=0, predict_with_generate=True,
         per_device_eval_batch_size=20,
     )
