@@ -9,10 +9,11 @@ import transformers
 from transformers import AutoConfig
 
 from . import modeling_openbert
-from .configuration_openbert import OpenBertConfig
+from .configuration_openbert import OpenBertConfig, OpenBertEncoderDecoderConfig
 from .modeling_openbert import (
     AUTO_CLASS_NAMES,
     IGNORE_INDEX,
+    OpenBertEncoderDecoderModel,
     OpenBertForMaskedLM,
     OpenBertForMultipleChoice,
     OpenBertForNextSentencePrediction,
@@ -20,6 +21,7 @@ from .modeling_openbert import (
     OpenBertForQuestionAnswering,
     OpenBertForSequenceClassification,
     OpenBertForTokenClassification,
+    OpenBertLMHeadModel,
     OpenBertModel,
     OpenBertPreTrainedModel,
 )
@@ -30,11 +32,16 @@ for auto_name, class_name in AUTO_CLASS_NAMES.items():
     model_class = getattr(modeling_openbert, class_name)
     getattr(transformers, auto_name).register(OpenBertConfig, model_class, exist_ok=True)
     model_class.register_for_auto_class(auto_name)
+# Not registered with AutoModelForSeq2SeqLM here (its config has transformers' model type "encoder-decoder");
+# marked so that save_pretrained copies the code that remote-code loading needs.
+OpenBertEncoderDecoderModel.register_for_auto_class("AutoModelForSeq2SeqLM")
 
 __all__ = [
     "AUTO_CLASS_NAMES",
     "IGNORE_INDEX",
     "OpenBertConfig",
+    "OpenBertEncoderDecoderConfig",
+    "OpenBertEncoderDecoderModel",
     "OpenBertForMaskedLM",
     "OpenBertForMultipleChoice",
     "OpenBertForNextSentencePrediction",
@@ -42,6 +49,7 @@ __all__ = [
     "OpenBertForQuestionAnswering",
     "OpenBertForSequenceClassification",
     "OpenBertForTokenClassification",
+    "OpenBertLMHeadModel",
     "OpenBertModel",
     "OpenBertPreTrainedModel",
 ]

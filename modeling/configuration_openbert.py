@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
-from transformers import PreTrainedConfig
+from transformers import EncoderDecoderConfig, PreTrainedConfig
 from transformers.activations import ACT2FN
+from transformers.configuration_utils import SubConfigSpec
 
 
 @strict
@@ -38,6 +39,13 @@ class OpenBertConfig(PreTrainedConfig):
             `logits` become `(num_labelled, vocab_size)` instead of `(batch, seq, vocab_size)` (the name
             ModernBERT uses for the same option). Saves most of the MLM head's work in pretraining, which
             turns it on; off by default, so logits keep transformers' shape.
+        is_decoder: causal self-attention (each token attends to itself and earlier tokens), as a decoder or a
+            left-to-right language model (`OpenBertLMHeadModel`). Decoders always run on the padded layout.
+        add_cross_attention: give each layer a cross-attention block over an encoder's output (BERT's
+            `crossattention.*` weights), as the decoder of an `EncoderDecoderModel`; needs `is_decoder`.
+        use_cache: a decoder returns its attention keys and values (`cache`) so that generation computes each
+            new token only; ignored by encoders.
+        bos_token_id, eos_token_id: token ids that start and end a generated sequence (BERT's config fields).
     """
 
     model_type = "openbert"
@@ -60,6 +68,13 @@ class OpenBertConfig(PreTrainedConfig):
     unpad_inputs: bool = True
     sparse_prediction: bool = False
     tie_word_embeddings: bool = True
+    # BERT's decoder fields (transformers' PreTrainedConfig no longer declares them): EncoderDecoderModel reads
+    # `is_decoder`/`add_cross_attention` and sets them on the decoder's config only when they are declared False.
+    is_decoder: bool = False
+    add_cross_attention: bool = False
+    use_cache: bool = True
+    bos_token_id: int | None = None
+    eos_token_id: int | list[int] | None = None
 
     @classmethod
     def get_config_dict(cls, *args, **kwargs) -> tuple[dict, dict]:
@@ -104,6 +119,11 @@ class OpenBertConfig(PreTrainedConfig):
                 f"OpenBertConfig.position_embedding_type={self.position_embedding_type!r} is not supported: "
                 "openbert uses learned absolute positions, set it to 'absolute'."
             )
+        if self.add_cross_attention and not self.is_decoder:
+            raise ValueError(
+                "OpenBertConfig.add_cross_attention=True needs is_decoder=True: cross-attention reads an encoder's "
+                "output from a decoder; set is_decoder=True as well (EncoderDecoderModel sets both)."
+            )
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(
                 f"OpenBertConfig.pad_token_id={self.pad_token_id} is outside the vocabulary "
@@ -111,4 +131,21 @@ class OpenBertConfig(PreTrainedConfig):
             )
 
 
-__all__ = ["OpenBertConfig"]
+@strict
+class OpenBertEncoderDecoderConfig(EncoderDecoderConfig):
+    """transformers' `EncoderDecoderConfig` whose two halves are always `OpenBertConfig`s.
+
+    transformers builds the halves of an `EncoderDecoderConfig` by model type, which must be registered with
+    `AutoConfig`: where openbert is not installed (a checkpoint loaded through remote code) "openbert" is not, so
+    this class names the config class itself. Same `model_type` and fields, so either class reads the other's
+    `config.json`.
+    """
+
+    sub_configs_defaults = {
+        "encoder": SubConfigSpec(config_class=OpenBertConfig),
+        "decoder": SubConfigSpec(config_class=OpenBertConfig,
+                                 init_kwargs={"is_decoder": True, "add_cross_attention": True}),
+    }
+
+
+__all__ = ["OpenBertConfig", "OpenBertEncoderDecoderConfig"]

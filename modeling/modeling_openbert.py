@@ -10,6 +10,11 @@ Speed comes from two fast paths. When a batch has padding, the encoder runs on i
 zeros). The masked-LM head can project only the labelled rows onto the vocabulary (`config.sparse_prediction`,
 off by default because it changes the logits' shape; openbert's pretraining turns it on).
 
+The same layers make BERT's decoder (`config.is_decoder`: causal self-attention with a key/value cache;
+`config.add_cross_attention`: a cross-attention block over an encoder's output in each layer), as transformers'
+`BertLMHeadModel` does: `OpenBertLMHeadModel` generates on its own or as the decoder of an `EncoderDecoderModel`
+(BERT2BERT). Decoders run on the padded layout, the fast paths above serve encoders.
+
 This file is copied next to every saved checkpoint (remote code), so it imports only transformers, torch and
 its sibling files.
 """
@@ -21,13 +26,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import PreTrainedModel
+from transformers import EncoderDecoderConfig, EncoderDecoderModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.masking_utils import create_bidirectional_mask
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
-    BaseModelOutputWithPooling,
+    BaseModelOutputWithPoolingAndCrossAttentions,
+    CausalLMOutputWithCrossAttentions,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
     NextSentencePredictorOutput,
@@ -35,16 +42,19 @@ from transformers.modeling_outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, slice_logits_to_keep
 from transformers.processing_utils import Unpack
-from transformers.utils import ModelOutput, TransformersKwargs
+from transformers.utils import ModelOutput, TransformersKwargs, logging
+from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple, is_flash_attention_requested
-from transformers.utils.output_capturing import capture_outputs
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from .configuration_openbert import OpenBertConfig
+from .configuration_openbert import OpenBertConfig, OpenBertEncoderDecoderConfig
 from .packed_tokens import TokenLayout, attend_packed, choose_layout, is_tracing, packed_attention_min_pairs
 
 IGNORE_INDEX = -100  # label value that losses skip (transformers' convention); the one definition in openbert
+
+logger = logging.get_logger(__name__)
 
 # Auto class -> openbert class. Every saved checkpoint maps all of them (not only the class that saved it),
 # so that e.g. a pretraining checkpoint loads into AutoModelForSequenceClassification through remote code.
@@ -57,6 +67,7 @@ AUTO_CLASS_NAMES = {
     "AutoModelForQuestionAnswering": "OpenBertForQuestionAnswering",
     "AutoModelForTokenClassification": "OpenBertForTokenClassification",
     "AutoModelForMultipleChoice": "OpenBertForMultipleChoice",
+    "AutoModelForCausalLM": "OpenBertLMHeadModel",
 }
 
 
@@ -110,15 +121,35 @@ class OpenBertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(embeddings))
 
 
+def _project(hidden_states: torch.Tensor, projections: tuple[nn.Module, ...]) -> torch.Tensor:
+    """`(*tokens, hidden)` -> `(*tokens, len(projections) * hidden)`: the projections side by side."""
+    if all(type(projection) is nn.Linear for projection in projections):
+        # One GEMM and one move between layouts instead of one per projection (the weights stay separate modules,
+        # under BERT's checkpoint names).
+        weight = torch.cat([projection.weight for projection in projections])
+        bias = torch.cat([projection.bias for projection in projections])
+        return F.linear(hidden_states, weight, bias)
+    # Swapped for other modules, e.g. by torch.ao's dynamic int8 quantization: run them as they are.
+    return torch.cat([projection(hidden_states) for projection in projections], dim=-1)
+
+
 class OpenBertSelfAttention(nn.Module):
-    """Multi-head self-attention: projections in the layout's form; attention on the packed tokens or through
-    transformers' attention interface on the padded layout."""
+    """Multi-head attention: BERT's `attention.self`, and in decoders `crossattention.self`.
 
-    is_causal = False  # read by transformers' sdpa function: BERT attends in both directions
+    Self-attention attends over the layer's own tokens: in both directions in an encoder, over the current and
+    earlier tokens (those in the cache included) in a decoder. Cross-attention (`is_cross_attention`) takes its
+    queries from the decoder and its keys and values from the encoder's output; with a cache it projects that
+    output once per generated sequence. Attention runs on the packed tokens (encoders) or through transformers'
+    attention interface on the padded layout.
+    """
 
-    def __init__(self, config: OpenBertConfig):
+    def __init__(self, config: OpenBertConfig, layer_idx: int | None = None, is_cross_attention: bool = False):
         super().__init__()
         self.config = config
+        self.layer_idx = layer_idx  # this layer's slot in a cache
+        self.is_cross_attention = is_cross_attention
+        # Read by transformers' sdpa and flash functions when no mask is given.
+        self.is_causal = config.is_decoder and not is_cross_attention
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.scaling = self.head_dim**-0.5
@@ -132,35 +163,52 @@ class OpenBertSelfAttention(nn.Module):
         hidden_states: torch.Tensor,
         layout: TokenLayout,
         attention_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        cache: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """hidden_states in the layout's form, `(batch, seq, hidden)` or `(num_tokens, hidden)` -> the same form,
-        and the attention probabilities `(batch, heads, seq, seq)` where the implementation returns them (eager)."""
-        qkv = self._project(hidden_states)
+        and the attention probabilities `(batch, heads, seq, keys)` where the implementation returns them (eager);
+        keys: the encoder's length for cross-attention, the cached and current tokens for self-attention.
+        encoder_hidden_states: `(batch, source_seq, hidden)`, for cross-attention."""
         dropout = self.dropout_prob if self.training else 0.0
-        if layout.attends_packed:
-            return attend_packed(qkv.view(-1, 3, self.num_heads, self.head_dim), layout, dropout, self.scaling), None
-        qkv = layout.unpack(qkv)
-        batch_size, seq_len = qkv.shape[:2]
-        qkv = qkv.view(batch_size, seq_len, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        query, key, value = qkv.unbind(0)  # each (batch, heads, seq, head_dim)
+        if self.is_cross_attention:
+            query, key, value = self._cross_attention_inputs(hidden_states, encoder_hidden_states, cache)
+        else:
+            qkv = _project(hidden_states, (self.query, self.key, self.value))
+            if layout.attends_packed:
+                qkv = qkv.view(-1, 3, self.num_heads, self.head_dim)
+                return attend_packed(qkv, layout, dropout, self.scaling), None
+            query, key, value = self._split_heads(layout.unpack(qkv), 3)
+            if cache is not None:
+                self_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
+                key, value = self_cache.update(key, value, self.layer_idx)  # all tokens so far, this call's last
         attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
         context, probs = attention(
             self, query, key, value, attention_mask, dropout=dropout, scaling=self.scaling, **kwargs
         )
-        return layout.pack(context.reshape(batch_size, seq_len, -1)), probs
+        return layout.pack(context.reshape(*context.shape[:2], -1)), probs
 
-    def _project(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """`(*tokens, hidden)` -> `(*tokens, 3 * hidden)`: query, key and value side by side."""
-        projections = (self.query, self.key, self.value)
-        if all(type(projection) is nn.Linear for projection in projections):
-            # One GEMM and one move between layouts instead of three (the weights stay three modules, under
-            # BERT's checkpoint names).
-            weight = torch.cat([projection.weight for projection in projections])
-            bias = torch.cat([projection.bias for projection in projections])
-            return F.linear(hidden_states, weight, bias)
-        # Swapped for other modules, e.g. by torch.ao's dynamic int8 quantization: run them as they are.
-        return torch.cat([projection(hidden_states) for projection in projections], dim=-1)
+    def _split_heads(self, projected: torch.Tensor, count: int) -> tuple[torch.Tensor, ...]:
+        """`(batch, seq, count * hidden)` -> `count` tensors `(batch, heads, seq, head_dim)`."""
+        batch_size, seq_len = projected.shape[:2]
+        heads = projected.view(batch_size, seq_len, count, self.num_heads, self.head_dim)
+        return heads.permute(2, 0, 3, 1, 4).unbind(0)
+
+    def _cross_attention_inputs(
+        self, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor, cache: Cache | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries from the decoder's `(batch, seq, hidden)`; keys and values from the encoder's output, or from
+        the cache once this layer has put them there (the encoder's output does not change while generating)."""
+        (query,) = self._split_heads(self.query(hidden_states), 1)
+        if isinstance(cache, EncoderDecoderCache) and cache.is_updated.get(self.layer_idx):
+            layer = cache.cross_attention_cache.layers[self.layer_idx]
+            return query, layer.keys, layer.values
+        key, value = self._split_heads(_project(encoder_hidden_states, (self.key, self.value)), 2)
+        if isinstance(cache, EncoderDecoderCache):
+            key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
+            cache.is_updated[self.layer_idx] = True
+        return query, key, value
 
 
 class OpenBertResidualOutput(nn.Module):
@@ -177,9 +225,12 @@ class OpenBertResidualOutput(nn.Module):
 
 
 class OpenBertAttention(nn.Module):
-    def __init__(self, config: OpenBertConfig):
+    """An attention block: attention, then projection, residual add and LayerNorm (self- or cross-attention)."""
+
+    def __init__(self, config: OpenBertConfig, layer_idx: int | None = None, is_cross_attention: bool = False):
         super().__init__()
-        self.self = OpenBertSelfAttention(config)  # `attention.self.*`: BERT's checkpoint names
+        # `attention.self.*` / `crossattention.self.*`: BERT's checkpoint names
+        self.self = OpenBertSelfAttention(config, layer_idx, is_cross_attention)
         self.output = OpenBertResidualOutput(config, config.hidden_size)
 
     def forward(
@@ -187,9 +238,11 @@ class OpenBertAttention(nn.Module):
         hidden_states: torch.Tensor,
         layout: TokenLayout,
         attention_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        cache: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
-        context, _ = self.self(hidden_states, layout, attention_mask, **kwargs)
+        context, _ = self.self(hidden_states, layout, attention_mask, encoder_hidden_states, cache=cache, **kwargs)
         return self.output(context, hidden_states)
 
 
@@ -204,11 +257,15 @@ class OpenBertIntermediate(nn.Module):
 
 
 class OpenBertLayer(GradientCheckpointingLayer):
-    """One post-LN encoder layer: self-attention block, then feed-forward block, in the layout's form."""
+    """One post-LN layer in the layout's form: self-attention block, cross-attention block (decoders with
+    `config.add_cross_attention`, when given the encoder's output), then feed-forward block."""
 
-    def __init__(self, config: OpenBertConfig):
+    def __init__(self, config: OpenBertConfig, layer_idx: int | None = None):
         super().__init__()
-        self.attention = OpenBertAttention(config)
+        self.attention = OpenBertAttention(config, layer_idx)
+        self.crossattention = (
+            OpenBertAttention(config, layer_idx, is_cross_attention=True) if config.add_cross_attention else None
+        )
         self.intermediate = OpenBertIntermediate(config)
         self.output = OpenBertResidualOutput(config, config.intermediate_size)
 
@@ -217,26 +274,45 @@ class OpenBertLayer(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         layout: TokenLayout,
         attention_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
-        attended = self.attention(hidden_states, layout, attention_mask, **kwargs)
+        attended = self.attention(hidden_states, layout, attention_mask, cache=cache, **kwargs)
+        if encoder_hidden_states is not None:
+            if self.crossattention is None:
+                raise ValueError(
+                    "encoder_hidden_states were passed to a model without cross-attention: build the decoder with "
+                    "is_decoder=True and add_cross_attention=True (EncoderDecoderModel sets both)."
+                )
+            attended = self.crossattention(attended, layout, encoder_attention_mask, encoder_hidden_states,
+                                           cache=cache, **kwargs)
         return self.output(self.intermediate(attended), attended)
 
 
 class OpenBertEncoder(nn.Module):
+    """The stack of layers (BERT's name, also in decoders)."""
+
     def __init__(self, config: OpenBertConfig):
         super().__init__()
-        self.layer = nn.ModuleList(OpenBertLayer(config) for _ in range(config.num_hidden_layers))
+        self.layer = nn.ModuleList(OpenBertLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers))
 
     def forward(
         self,
         hidden_states: torch.Tensor,
         layout: TokenLayout,
         attention_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         for layer in self.layer:
-            hidden_states = layer(hidden_states, layout, attention_mask, **kwargs)
+            # The encoder's output is positional: gradient checkpointing (reentrant) only passes gradients to
+            # positional tensors. The cache is a keyword, which checkpointing drops (it cannot replay an update).
+            hidden_states = layer(hidden_states, layout, attention_mask, encoder_hidden_states, encoder_attention_mask,
+                                  cache=cache, **kwargs)
         return hidden_states
 
 
@@ -340,8 +416,13 @@ class OpenBertPreTrainedModel(PreTrainedModel):
     _supports_flex_attn = True
     _supports_attention_backend = True
     # transformers 5 records these outputs with forward hooks (`capture_outputs`): each layer's output is a
-    # hidden state, each self-attention's second output its attention probabilities.
-    _can_record_outputs = {"hidden_states": OpenBertLayer, "attentions": OpenBertSelfAttention}
+    # hidden state, each attention module's second output its attention probabilities, under `attentions`
+    # (`attention.self`) or `cross_attentions` (`crossattention.self`, decoders), told apart by module name.
+    _can_record_outputs = {
+        "hidden_states": OpenBertLayer,
+        "attentions": OutputRecorder(OpenBertSelfAttention, index=1, layer_name="attention"),
+        "cross_attentions": OutputRecorder(OpenBertSelfAttention, index=1, layer_name="crossattention"),
+    }
     _no_split_modules = ["OpenBertEmbeddings", "OpenBertLayer"]
     # Older BERT checkpoints saved the position-id buffer; it is derived, not learned.
     _keys_to_ignore_on_load_unexpected = [r"embeddings\.position_ids"]
@@ -382,6 +463,7 @@ class OpenBertModel(OpenBertPreTrainedModel):
         self.embeddings.word_embeddings = value
 
     @capture_outputs
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")  # transformers 5's alias, as on BertModel
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -389,24 +471,37 @@ class OpenBertModel(OpenBertPreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        use_cache: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
-    ) -> BaseModelOutputWithPooling:
-        """Encode a batch.
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        """Encode a batch (or, with `config.is_decoder`, decode it left to right).
 
         Args:
             input_ids: `(batch, seq)` token ids in `[0, vocab_size)`; or `inputs_embeds` `(batch, seq, hidden)`.
-            attention_mask: `(batch, seq)`, 1 for real tokens and 0 for padding.
+            attention_mask: `(batch, seq)`, 1 for real tokens and 0 for padding; with a cache `(batch, past + seq)`.
             token_type_ids: `(batch, seq)`, `(1, seq)` or `(seq,)` segment ids in `[0, type_vocab_size)`; default 0.
-            position_ids: `(batch, seq)`, `(1, seq)` or `(seq,)` in `[0, max_position_embeddings)`; default 0..seq-1.
+            position_ids: `(batch, seq)`, `(1, seq)` or `(seq,)` in `[0, max_position_embeddings)`; default
+                0..seq-1, after the cached tokens when there are some.
+            encoder_hidden_states: `(batch, source_seq, hidden)` encoder output, read by cross-attention (decoders
+                with `config.add_cross_attention`); encoder_attention_mask: `(batch, source_seq)`, 1 for real tokens.
+            cache: a decoder's keys and values of earlier tokens (`DynamicCache`; `EncoderDecoderCache` with
+                cross-attention), extended in place; created when `use_cache` (default `config.use_cache`) and
+                returned as `cache`. Encoders have none.
             kwargs: transformers' keyword arguments, e.g. `output_hidden_states=True` (or a list of indices),
                 `output_attentions=True` (eager only; other implementations warn and return none), `return_dict`.
         """
-        batch_size, seq_len = self._check_inputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        cache, use_cache = self._decoder_cache(cache, use_cache, encoder_hidden_states)
+        past_length = 0 if cache is None else cache.get_seq_length()
+        batch_size, seq_len = self._check_inputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                                                 past_length)
         device = (input_ids if input_ids is not None else inputs_embeds).device
         if token_type_ids is None:
             token_type_ids = torch.zeros(seq_len, dtype=torch.long, device=device)
         if position_ids is None:
-            position_ids = torch.arange(seq_len, device=device)
+            position_ids = torch.arange(past_length, past_length + seq_len, device=device)
         layout = self._choose_layout(attention_mask, batch_size, seq_len, device, kwargs)
         pack = layout.pack
         hidden_states = self.embeddings(
@@ -415,18 +510,56 @@ class OpenBertModel(OpenBertPreTrainedModel):
             pack(position_ids.expand(batch_size, seq_len)),
             None if inputs_embeds is None else pack(inputs_embeds),
         )
-        # The padded attention layout needs the mask, in the form the implementation expects (additive for
-        # eager, boolean or None for sdpa, a block mask for flex); attention on packed tokens needs none.
-        mask = None if layout.attends_packed else create_bidirectional_mask(
-            config=self.config,
-            inputs_embeds=hidden_states.new_empty(batch_size, seq_len, 0),
-            attention_mask=attention_mask,
+        mask, encoder_mask = self._attention_masks(layout, hidden_states, attention_mask, encoder_hidden_states,
+                                                   encoder_attention_mask, cache)
+        sequence_output = layout.output(
+            self.encoder(hidden_states, layout, mask, encoder_hidden_states, encoder_mask, cache=cache, **kwargs)
         )
-        sequence_output = layout.output(self.encoder(hidden_states, layout, mask, **kwargs))
-        return BaseModelOutputWithPooling(
+        return BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=sequence_output,
             pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
+            cache=cache if use_cache else None,
         )
+
+    def _decoder_cache(
+        self, cache: Cache | None, use_cache: bool | None, encoder_hidden_states: torch.Tensor | None
+    ) -> tuple[Cache | None, bool]:
+        """The cache this call reads and extends, and whether to return it. Encoders have none; a decoder creates
+        one when `use_cache` (default `config.use_cache`) and none is passed, as transformers' BERT does."""
+        if not self.config.is_decoder:
+            return None, False
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        if use_cache and cache is None:
+            if encoder_hidden_states is not None or self.config.is_encoder_decoder:
+                cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+            else:
+                cache = DynamicCache(config=self.config)
+        return cache, use_cache
+
+    def _attention_masks(
+        self,
+        layout: TokenLayout,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor | None,
+        encoder_attention_mask: torch.Tensor | None,
+        cache: Cache | None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The self-attention mask and the cross-attention mask, in the form the attention implementation expects
+        (additive for eager, boolean or None for sdpa, a block mask for flex). Attention on packed tokens needs
+        none; a decoder's self-attention mask is causal, over the cached tokens too."""
+        if layout.attends_packed:
+            return None, None
+        shape = hidden_states.new_empty(layout.batch_size, layout.seq_len, 0)  # batch, query length, dtype, device
+        if not self.config.is_decoder:
+            mask = create_bidirectional_mask(config=self.config, inputs_embeds=shape, attention_mask=attention_mask)
+            return mask, None
+        mask = create_causal_mask(config=self.config, inputs_embeds=shape, attention_mask=attention_mask, cache=cache)
+        encoder_mask = None if encoder_attention_mask is None else create_bidirectional_mask(
+            config=self.config, inputs_embeds=shape, attention_mask=encoder_attention_mask,
+            encoder_hidden_states=encoder_hidden_states,
+        )
+        return mask, encoder_mask
 
     def _check_inputs(
         self,
@@ -435,8 +568,10 @@ class OpenBertModel(OpenBertPreTrainedModel):
         token_type_ids: torch.Tensor | None,
         position_ids: torch.Tensor | None,
         inputs_embeds: torch.Tensor | None,
+        past_length: int = 0,
     ) -> tuple[int, int]:
-        """`(batch, seq)` of the inputs; a ValueError naming the problem and the fix for inputs that do not fit."""
+        """`(batch, seq)` of the inputs; a ValueError naming the problem and the fix for inputs that do not fit.
+        `past_length`: tokens in a decoder's cache, which the attention mask covers too."""
         config = self.config
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
@@ -451,16 +586,17 @@ class OpenBertModel(OpenBertPreTrainedModel):
                 f"{config.hidden_size})."
             )
         batch_size, seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
-        max_len = config.max_position_embeddings
-        if seq_len > max_len:
+        max_len, total_len = config.max_position_embeddings, past_length + seq_len
+        if total_len > max_len:
             raise ValueError(
-                f"The sequence length {seq_len} exceeds max_position_embeddings={max_len}; "
-                f"truncate the inputs, e.g. tokenizer(..., truncation=True, max_length={max_len})."
+                f"The sequence length {total_len} exceeds max_position_embeddings={max_len}; truncate the inputs, "
+                f"e.g. tokenizer(..., truncation=True, max_length={max_len}) (when generating: a shorter max_length)."
             )
-        if attention_mask is not None and attention_mask.shape != (batch_size, seq_len):
+        if attention_mask is not None and attention_mask.shape != (batch_size, total_len):
             raise ValueError(
                 f"attention_mask has shape {tuple(attention_mask.shape)}, expected (batch, seq) = "
-                f"{(batch_size, seq_len)}: 1 for real tokens, 0 for padding."
+                f"{(batch_size, total_len)}: 1 for real tokens, 0 for padding"
+                + (f" (with {past_length} cached tokens first)." if past_length else ".")
             )
         for name, ids in (("token_type_ids", token_type_ids), ("position_ids", position_ids)):
             if ids is not None and ids.shape not in ((batch_size, seq_len), (1, seq_len), (seq_len,)):
@@ -488,6 +624,10 @@ class OpenBertModel(OpenBertPreTrainedModel):
                 f"attn_implementation={config._attn_implementation!r} runs on CUDA GPUs only; on the CPU use "
                 "model.set_attn_implementation('sdpa') (or load with attn_implementation='sdpa')."
             )
+        if config.is_decoder:
+            # Causal masks, caches (whose keys keep the padded layout across calls) and cross-attention all work
+            # on the padded layout; decoders compute padded positions as transformers' BERT does.
+            return TokenLayout(batch_size, seq_len)
         # The same reading of the flags as `capture_outputs`: an argument, else the config's default.
         records = any(kwargs.get(name, getattr(config, name, False)) for name in ("output_hidden_states",
                                                                                  "output_attentions"))
@@ -612,6 +752,56 @@ class OpenBertForMaskedLM(_TiedMaskedLMMixin, OpenBertPreTrainedModel):
         logits, loss = _masked_lm(self.cls.predictions, outputs.last_hidden_state, labels, sparse)
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
                               attentions=outputs.attentions)
+
+
+class OpenBertLMHeadModel(_TiedMaskedLMMixin, OpenBertPreTrainedModel, GenerationMixin):
+    """BERT as a left-to-right language model (transformers' `BertLMHeadModel`): `config.is_decoder` makes
+    self-attention causal, `config.add_cross_attention` adds attention over an encoder's output (the decoder of
+    an `EncoderDecoderModel`). Logits `(batch, seq, vocab_size)` score the next token at every position; the
+    prediction head is BERT's masked-LM head, so encoder checkpoints load into it (cross-attention weights,
+    absent from them, start from the initialisation and are reported missing)."""
+
+    def __init__(self, config: OpenBertConfig):
+        super().__init__(config)
+        if not config.is_decoder:
+            logger.warning("OpenBertLMHeadModel attends in both directions unless config.is_decoder=True; set it to "
+                           "use the model as a left-to-right language model.")
+        self.bert = OpenBertModel(config, add_pooling_layer=False)
+        self.cls = OpenBertPreTrainingHeads(config, mlm=True, nsp=False)
+        self.post_init()
+
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> CausalLMOutputWithCrossAttentions:
+        """labels: `(batch, seq)`, the inputs themselves (shifted inside: position i predicts token i + 1), -100
+        where no loss is wanted. logits_to_keep: score only the last so many positions (0: all), as `generate`
+        asks. The other arguments are `OpenBertModel.forward`'s."""
+        if labels is not None:
+            use_cache = False  # a training step has no next call to cache for
+        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                            encoder_hidden_states, encoder_attention_mask, cache=cache, use_cache=use_cache,
+                            return_dict=True, **kwargs)
+        logits = self.cls.predictions(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+        return CausalLMOutputWithCrossAttentions(loss=loss, logits=logits, cache=outputs.cache,
+                                                 hidden_states=outputs.hidden_states, attentions=outputs.attentions,
+                                                 cross_attentions=outputs.cross_attentions)
 
 
 class OpenBertForNextSentencePrediction(OpenBertPreTrainedModel):
@@ -813,8 +1003,67 @@ class OpenBertForMultipleChoice(OpenBertPreTrainedModel):
                                          attentions=outputs.attentions)
 
 
+class OpenBertEncoderDecoderModel(EncoderDecoderModel):
+    """transformers' `EncoderDecoderModel` (BERT2BERT) with openbert on both sides, saved with its code.
+
+    `EncoderDecoderModel.from_encoder_decoder_pretrained(a, b)` already gives openbert halves for openbert
+    checkpoints. This class adds two things: `from_encoder_decoder_pretrained` makes openbert halves from
+    transformers' BERT checkpoints too, and `save_pretrained` writes openbert's code and an `auto_map` beside the
+    weights, so that `AutoModelForSeq2SeqLM.from_pretrained(directory, trust_remote_code=True)` loads the model
+    where openbert is not installed. Everything else (forward, loss, `generate`) is transformers'.
+    """
+
+    config_class = OpenBertEncoderDecoderConfig
+
+    def __init__(
+        self,
+        config: EncoderDecoderConfig | None = None,
+        encoder: PreTrainedModel | None = None,
+        decoder: PreTrainedModel | None = None,
+    ):
+        if config is None and encoder is not None and decoder is not None:
+            config = OpenBertEncoderDecoderConfig.from_encoder_decoder_configs(encoder.config, decoder.config)
+        elif config is not None and not isinstance(config, OpenBertEncoderDecoderConfig):
+            # transformers' from_encoder_decoder_pretrained builds a plain EncoderDecoderConfig.
+            config = OpenBertEncoderDecoderConfig.from_dict(config.to_dict())
+        if config is not None:
+            # openbert's classes directly: the Auto classes only know them where openbert is registered.
+            encoder = OpenBertModel(config.encoder) if encoder is None else encoder
+            decoder = OpenBertLMHeadModel(config.decoder) if decoder is None else decoder
+        super().__init__(config, encoder, decoder)
+
+    @classmethod
+    def from_encoder_decoder_pretrained(
+        cls, encoder_pretrained_model_name_or_path: str | None = None,
+        decoder_pretrained_model_name_or_path: str | None = None, *model_args, **kwargs
+    ) -> OpenBertEncoderDecoderModel:
+        """transformers' method (same arguments; `encoder_*`/`decoder_*` keywords go to one half), reading each
+        checkpoint's config as an `OpenBertConfig`, so that BERT checkpoints become openbert halves too. The
+        decoder's cross-attention is new (reported missing); the encoder's pooler is loaded and unused."""
+        for side, path in (("encoder", encoder_pretrained_model_name_or_path),
+                           ("decoder", decoder_pretrained_model_name_or_path)):
+            if path is not None and f"{side}_config" not in kwargs and f"{side}_model" not in kwargs:
+                config = OpenBertConfig.from_pretrained(path)
+                if side == "encoder":  # e.g. the decoder of an earlier seq2seq model, used as an encoder
+                    config.is_decoder = config.add_cross_attention = False
+                kwargs[f"{side}_config"] = config
+        return super().from_encoder_decoder_pretrained(
+            encoder_pretrained_model_name_or_path, decoder_pretrained_model_name_or_path, *model_args, **kwargs
+        )
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """transformers' `save_pretrained`, with openbert's code and an `auto_map` for remote code."""
+        module = __name__.rsplit(".", 1)[-1]
+        self.config.auto_map = {
+            "AutoConfig": f"{OpenBertEncoderDecoderConfig.__module__.rsplit('.', 1)[-1]}.OpenBertEncoderDecoderConfig",
+            "AutoModelForSeq2SeqLM": f"{module}.{type(self).__name__}",
+        }
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
 __all__ = [
     "IGNORE_INDEX",
+    "OpenBertEncoderDecoderModel",
     "OpenBertForMaskedLM",
     "OpenBertForMultipleChoice",
     "OpenBertForNextSentencePrediction",
@@ -822,6 +1071,7 @@ __all__ = [
     "OpenBertForQuestionAnswering",
     "OpenBertForSequenceClassification",
     "OpenBertForTokenClassification",
+    "OpenBertLMHeadModel",
     "OpenBertModel",
     "OpenBertPreTrainedModel",
 ]

@@ -117,8 +117,8 @@ def test_squad_rejects_mismatched_ids_and_empty_input():
 
 
 def test_unknown_metric_name_lists_the_bundled_ones():
-    with pytest.raises(ValueError, match="bundles accuracy, f1"):
-        metric_path("bleu")
+    with pytest.raises(ValueError, match="bundles accuracy, bleu, f1"):
+        metric_path("meteor")
 
 
 def test_metrics_load_without_network(tmp_path):
@@ -139,6 +139,8 @@ for name in AVAILABLE_METRICS:
             prediction["no_answer_probability"] = 0.0
         out[name] = metric.compute(predictions=[prediction], references=[
             {"id": "q", "answers": {"text": ["x"], "answer_start": [0]}}])
+    elif name in ("bleu", "rouge"):  # generated text against reference text
+        out[name] = metric.compute(predictions=["a b c d"], references=["a b c d"])
     else:
         out[name] = metric.compute(predictions=[0, 1, 1], references=[0, 1, 1])
 print(json.dumps(out))
@@ -153,3 +155,4 @@ print(json.dumps(out))
     assert set(results) == set(AVAILABLE_METRICS)
     assert results["accuracy"] == {"accuracy": 1.0} and results["squad"] == {"exact_match": 100.0, "f1": 100.0}
     assert results["pearsonr"]["pearsonr"] == pytest.approx(1.0)
+    assert results["bleu"]["bleu"] == pytest.approx(100.0) and results["rouge"]["rougeL"] == pytest.approx(100.0)

