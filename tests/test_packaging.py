@@ -1,6 +1,6 @@
-"""The built wheel, installed in a fresh venv beside another distribution's top-level `training` and `modeling`
-packages: both import as their own, `import openbert` registers the model and loads nothing else, the command and
-the card templates are there, and a checkpoint loads as remote code while openbert cannot be imported."""
+"""The built wheel ships every file of every room. Installed in a fresh venv beside another distribution's top-level
+`training` and `modeling` packages, both import as their own, `import openbert` registers the model and loads
+nothing else, the command is there, and a checkpoint loads as remote code while openbert cannot be imported."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import sysconfig
 import textwrap
 import venv
+import zipfile
 from pathlib import Path
 
 import torch
@@ -112,6 +113,12 @@ def test_wheel_installs_beside_other_training_and_modeling_packages(tmp_path):
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", wheels,
                     wheel_sources(tmp_path / "openbert-source"),
                     dummy_distribution(tmp_path / "dummy")], check=True, timeout=300)
+    (wheel,) = wheels.glob("openbert-*.whl")
+    shipped = {name for name in zipfile.ZipFile(wheel).namelist() if not name.startswith("openbert-")}
+    sources = {f"openbert/{path.relative_to(ROOT)}" for name in WHEEL_SOURCES[2:] for path in
+               ([ROOT / name] if (ROOT / name).is_file() else (ROOT / name).rglob("*"))
+               if path.is_file() and "__pycache__" not in path.parts}
+    assert shipped == sources  # every file of every room (and nothing else), sub-packages and card templates included
     python, purelib = fresh_venv(tmp_path / "venv")
     # --target installs next to whatever else is there, and never touches this venv's editable openbert.
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", purelib, *sorted(wheels.glob("*.whl"))],
