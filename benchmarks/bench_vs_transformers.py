@@ -34,6 +34,7 @@ import torch
 import transformers
 
 from openbert import modeling
+from openbert.modeling import IGNORE_INDEX
 
 SIZES = {
     "mini": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024,
@@ -66,11 +67,11 @@ def make_batch(batch_size: int, low: int, high: int, seed: int, full_length: boo
 
 
 def pretraining_batch(batch: Batch, seed: int) -> dict[str, torch.Tensor]:
-    """15% of real tokens selected for MLM (labels), the rest -100; random NSP labels."""
+    """15% of real tokens selected for MLM (labels), the rest IGNORE_INDEX; random NSP labels."""
     generator = torch.Generator().manual_seed(seed)
     inputs = dict(batch.inputs)
     chosen = (torch.rand(inputs["input_ids"].shape, generator=generator) < 0.15) & inputs["attention_mask"].bool()
-    labels = torch.where(chosen, inputs["input_ids"], torch.full_like(inputs["input_ids"], -100))
+    labels = torch.where(chosen, inputs["input_ids"], torch.full_like(inputs["input_ids"], IGNORE_INDEX))
     inputs["input_ids"] = inputs["input_ids"].masked_fill(chosen, MASK_ID)
     inputs["labels"] = labels
     inputs["next_sentence_label"] = torch.randint(0, 2, (inputs["input_ids"].shape[0],), generator=generator)
@@ -192,7 +193,7 @@ def pretraining(size: str, args: argparse.Namespace, sparse_prediction: bool) ->
     low, high = SIZES[size]["lengths"]
     batches = [make_batch(args.batch_size, low, high, seed) for seed in range(args.batches)]
     inputs = [pretraining_batch(b, seed) for seed, b in enumerate(batches)]
-    labelled = sum(int((i["labels"] != -100).sum()) for i in inputs)
+    labelled = sum(int((i["labels"] != IGNORE_INDEX).sum()) for i in inputs)
     inputs = [{name: value.to(args.device) for name, value in i.items()} for i in inputs]
     seconds = alternate({"openbert": pretraining_step_runner(ours, inputs, args.dtype),
                          "transformers": pretraining_step_runner(theirs, inputs, args.dtype)},

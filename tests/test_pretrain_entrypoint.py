@@ -34,6 +34,7 @@ from transformers import (
 )
 
 from openbert import modeling
+from openbert.modeling import IGNORE_INDEX
 from openbert.tokenization.data_files import load_documents
 from openbert.tokenization.train import TokenizerArguments
 from openbert.training.pretraining import PretrainingDataArguments, PretrainingModelArguments, main, run_pretraining
@@ -154,7 +155,7 @@ def test_tiny_model_learns_both_tasks_beyond_their_baselines(trained, corpus_dir
     documents = load_documents(str(corpus_dir / "valid.txt"), cache_dir=str(corpus_dir / "datasets_cache"))
     pairs = prepare_pretraining_dataset(documents, tokenizer, NspOptions(max_seq_length=48, seed=7))
     labels = [label for row in mask_dataset(pairs, DataCollatorForPreTraining(tokenizer), seed=7)["labels"]
-              for label in row if label != -100]
+              for label in row if label != IGNORE_INDEX]
     most_frequent_share = Counter(labels).most_common(1)[0][1] / len(labels)
     nsp = pairs["next_sentence_label"]
     assert results["eval_samples"] == len(pairs) > 80

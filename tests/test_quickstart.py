@@ -13,8 +13,14 @@ from huggingface_hub import ModelCard
 from openbert.training import builtin_data, quickstart
 
 
-def test_python_docs_corpus_is_documents_of_prose(tmp_path):
-    path = builtin_data.python_docs_corpus(tmp_path)
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """The quickstart's cache, shared by this module's tests: the docs corpus is built once (about ten seconds)."""
+    return tmp_path_factory.mktemp("openbert-cache")
+
+
+def test_python_docs_corpus_is_documents_of_prose(cache):
+    path = builtin_data.python_docs_corpus(cache)
     documents = path.read_text().split("\n\n")
     assert len(documents) > 500
     assert sum(len(d) for d in documents) > 500_000
@@ -22,7 +28,8 @@ def test_python_docs_corpus_is_documents_of_prose(tmp_path):
         assert document.strip() and "\n\n" not in document
         for paragraph in document.splitlines():
             assert not paragraph.startswith((" ", ">>>")) and paragraph.endswith((".", "!", "?", ":"))
-    assert builtin_data.python_docs_corpus(tmp_path) == path  # cached: the second call writes nothing new
+    written = path.stat().st_mtime_ns
+    assert builtin_data.python_docs_corpus(cache) == path and path.stat().st_mtime_ns == written  # cached
 
 
 def test_prose_paragraphs_drop_code_headings_and_fragments():
@@ -60,8 +67,8 @@ def test_vader_sentences_become_binary_sentiment_splits(tmp_path):
     assert len(splits["test"].read_text().splitlines()) == 1
 
 
-def test_quickstart_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
-    monkeypatch.setenv("OPENBERT_CACHE", str(tmp_path / "cache"))
+def test_quickstart_end_to_end_on_a_tiny_budget(tmp_path, cache, monkeypatch):
+    monkeypatch.setenv("OPENBERT_CACHE", str(cache))
     sentences = [("a wonderful, delightful film", "positive"), ("a dull and awful mess", "negative"),
                  ("I loved every minute", "positive"), ("boring, I hated it", "negative")] * 8
     for split in ("train", "test"):
@@ -70,7 +77,9 @@ def test_quickstart_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
     out = tmp_path / "out"
     stages = quickstart.main([
         "--output_dir", str(out), "--model_size", "tiny", "--vocab_size", "1000", "--pretrain_steps", "6",
-        "--pretrain_batch_size", "8", "--max_seq_length", "64", "--sentiment_train_samples", "32",
+        "--pretrain_batch_size", "8", "--max_seq_length", "64", "--dupe_factor", "1",
+        # A tiny budget: in 6 steps the recipe evaluates at every step, so on 5% of the documents only.
+        "--pretrain_validation_percentage", "5", "--sentiment_train_samples", "32",
         "--sentiment_test_samples", "32", "--own_sentiment_epochs", "1", "--minilm_sentiment_epochs", "1",
         "--sentiment_train_file", str(tmp_path / "train.jsonl"), "--sentiment_test_file", str(tmp_path / "test.jsonl"),
     ])
