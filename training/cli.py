@@ -4,6 +4,7 @@
     openbert pretrain ...               python -m openbert.training.pretraining ...
     openbert finetune classification    python -m openbert.training.classification ...
     openbert finetune qa ...            python -m openbert.training.qa ...
+    openbert finetune seq2seq ...       python -m openbert.training.seq2seq ...
     openbert evaluate classification    the fine-tuning command with --do_eval only
     openbert evaluate qa ...            (likewise for QA)
     openbert push ...                   python -m openbert.training.hub.push ...
@@ -38,6 +39,8 @@ COMMANDS: dict[tuple[str, ...], Command] = {
     ("finetune", "classification"): Command(
         "openbert.training.classification", "fine-tune for sequence classification (sentiment, GLUE)"),
     ("finetune", "qa"): Command("openbert.training.qa", "fine-tune for extractive question answering (SQuAD)"),
+    ("finetune", "seq2seq"): Command(
+        "openbert.training.seq2seq", "fine-tune a BERT2BERT encoder-decoder (question generation, translation)"),
     ("evaluate", "classification"): Command(
         "openbert.training.classification", "evaluate a classifier on labelled data", ("--do_eval",)),
     ("evaluate", "qa"): Command("openbert.training.qa", "evaluate a QA model on SQuAD-format data", ("--do_eval",)),
