@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import datasets
 import pytest
 from huggingface_hub import ModelCard
 from tiny_checkpoint import save_tiny_checkpoint
@@ -73,6 +74,18 @@ def test_translation_pairs_questions_by_id_and_holds_out_the_last(tmp_path, tiny
     assert [p["id"] for p in train] == ["q0", "q1", "q2"]
     assert all(p["target"] == p["source"].replace("Where did", "Wohin reiste").replace(" travel", "")
                for p in train)
+
+
+def test_columns_come_from_csv_files_and_datasets_alike(tmp_path, tiny):
+    rows = [{"text": f"the number {i}", "summary": f"number {i}"} for i in range(3)]
+    (tmp_path / "pairs.csv").write_text("text,summary\n" + "".join(f"{r['text']},{r['summary']}\n" for r in rows))
+    datasets.Dataset.from_list(rows).save_to_disk(tmp_path / "saved")
+    expected = [(r["text"], None, r["summary"]) for r in rows]
+    for source in (dict(train_files=[str(tmp_path / "pairs.csv")]), dict(dataset_name=str(tmp_path / "saved"))):
+        job = Seq2SeqJob(Seq2SeqModelArguments(tiny), Seq2SeqDataArguments(
+            source_column="text", target_column="summary", max_train_samples=2, **source))
+        pairs = job.split_pairs("train").to_list()
+        assert [(p["source"], p["source_context"], p["target"]) for p in pairs] == expected[:2], source
 
 
 def test_translation_without_a_target_for_every_id_is_a_clear_error(tmp_path, tiny):
