@@ -31,10 +31,10 @@ def sentiment_rows() -> list[tuple[str, str]]:
 def classification_args(model: str, data: str, output_dir: Path, *extra: str) -> list[str]:
     """A tiny classification run: 6 steps of 4 rows, a checkpoint every 3 steps, a log line every step."""
     return ["--model_name_or_path", model, "--train_files", data, "--validation_files", data, "--do_train",
-            "--do_eval", "--output_dir", str(output_dir), "--max_steps", "6", "--save_steps", "3",
-            "--logging_steps", "1", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "16",
-            "--learning_rate", "3e-3", "--report_to", "none", "--seed", "0", "--use_cpu", "--disable_tqdm", "true",
-            *extra]
+            "--do_eval", "--output_dir", str(output_dir), "--max_steps", "6", "--save_strategy", "steps",
+            "--save_steps", "3", "--logging_steps", "1", "--per_device_train_batch_size", "4",
+            "--per_device_eval_batch_size", "16", "--learning_rate", "3e-3", "--report_to", "none", "--seed", "0",
+            "--use_cpu", "--disable_tqdm", "true", *extra]
 
 
 def openbert(*argv: str) -> int:

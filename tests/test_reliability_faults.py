@@ -318,11 +318,15 @@ def test_question_answering_resumes_too(minilm_dir, tmp_path, caplog):
             "--save_steps", "2", "--logging_steps", "1", "--per_device_train_batch_size", "4", "--report_to", "none",
             "--use_cpu", *WINDOWS]
     answer([*argv, "--max_steps", "2"])
-    with caplog.at_level(logging.WARNING):
+    # The run finished: running it again (as with a larger --max_steps) is refused unless asked for explicitly.
+    with pytest.raises(ValueError, match="holds a finished run .* pass --overwrite_output_dir"):
         answer([*argv, "--max_steps", "3"])
-    assert f"Resuming from {tmp_path / 'qa' / 'checkpoint-2'}" in caplog.text
+    with caplog.at_level(logging.WARNING):
+        answer([*argv, "--max_steps", "3", "--resume_from_checkpoint", "last"])
+    assert f"Resuming from {tmp_path / 'qa' / 'checkpoint-2'}." in caplog.text
     state = json.loads((tmp_path / "qa" / "trainer_state.json").read_text())
     assert state["global_step"] == 3 and [entry["step"] for entry in state["log_history"] if "loss" in entry] == [
         1, 2, 3]
     with pytest.raises(FileNotFoundError, match="--resume_from_checkpoint .*missing: no such folder"):
         answer([*argv, "--max_steps", "4", "--resume_from_checkpoint", str(tmp_path / "missing")])
+

@@ -38,8 +38,11 @@ def setup(tmp_path_factory, minilm_dir) -> tuple[str, str, Path]:
 
 @pytest.fixture
 def previous(setup, tmp_path) -> Path:
-    """A copy of the earlier run's output directory, for a bad run to leave alone."""
-    return Path(shutil.copytree(setup[2], tmp_path / "previous"))
+    """A copy of the earlier run's output directory as an unfinished run leaves it (its checkpoints, without the
+    finished-run record trainer_state.json), for a bad run, which would resume from it, to leave alone."""
+    copy = Path(shutil.copytree(setup[2], tmp_path / "previous"))
+    (copy / "trainer_state.json").unlink()
+    return copy
 
 
 def fails(argv: list[str], status: int, message: str, capsys, training_spy, untouched: Path | None) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import PredictionOutput
 
@@ -31,10 +32,9 @@ from .hub.card import CardFacts, write_run_card
 from .hub.push import HubTarget, hub_target_from_training_args
 from .output_dir import (
     claimed_output_dir,
+    clear_for_training,
     explained_save_errors,
     find_checkpoints,
-    overwrites,
-    remove_old_checkpoints,
     resume_checkpoint,
     trainer_copy,
 )
@@ -115,8 +115,8 @@ def run_job(job: TrainingJob, args: TrainingArguments, callbacks: Sequence[Train
         if not isinstance(prepared.trainer, RunTrainer):
             raise TypeError(f"{type(job).__name__} built a {type(prepared.trainer).__name__}: a job's Trainer must "
                             "be a RunTrainer, which stops diverging runs before they reach a checkpoint")
-        if args.do_train and resume is None and overwrites(args) and prepared.trainer.is_world_process_zero():
-            remove_old_checkpoints(args.output_dir)  # only now: the data and the model have passed their checks
+        if args.do_train and prepared.trainer.is_world_process_zero():
+            clear_for_training(args, resume)  # only now: the data and the model have passed their checks
         results = run_steps(job, prepared, steps)
         if prepared.trainer.is_world_process_zero():
             finish(job, prepared.trainer, args, results, hub_target)
@@ -187,11 +187,13 @@ STEPS: dict[str, Callable[[TrainingJob, Prepared], dict[str, Any]]] = {
 
 def finish(job: TrainingJob, trainer: RunTrainer, args: TrainingArguments, results: dict[str, Any],
            hub_target: HubTarget | None) -> None:
-    """The curves, then the model card (which shows them), then the push when one was asked for."""
+    """The curves (of a training run: an evaluation has none), then the model card (which shows them), then the
+    push when one was asked for."""
     output_dir = Path(args.output_dir)
-    plot_log_history(trainer.state.log_history, output_dir / "training_curves.png", title=job.title())
+    if "train_runtime" in results:
+        plot_log_history(trainer.state.log_history, output_dir / "training_curves.png", title=job.title())
     results = {key: value for key, value in results.items() if not isinstance(value, float) or math.isfinite(value)}
-    card = write_run_card(output_dir, job.kind, job.task, args, trainer.state.global_step, results, job.card_facts())
+    card = write_run_card(output_dir, job.kind, job.task, args, trainer.state, results, job.card_facts())
     if card is not None and hub_target is not None:
         hub_target.push(output_dir)
 
@@ -207,10 +209,25 @@ def configure_logging(args: TrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(level)
 
 
+def command_defaults(command: str) -> dict[str, Any]:
+    """The `TrainingArguments` defaults of openbert's training commands, where transformers' would surprise:
+
+    - `output_dir`: `outputs/<command>` (transformers writes `trainer_output/` into the working directory);
+    - a checkpoint per epoch, at most 2 kept (transformers saves every 500 steps and keeps all: the README's
+      SST-2 example wrote 51 checkpoints, 747 MB, for a 1.2 M-parameter model);
+    - a loss point every 2% of the steps (transformers logs every 500 steps: short runs drew no curve);
+    - pinned memory only with an accelerator (on a CPU it does nothing but warn).
+    """
+    return {"output_dir": str(Path("outputs") / command.replace(" ", "-")), "save_strategy": "epoch",
+            "save_total_limit": 2, "logging_steps": 0.02, "dataloader_pin_memory": torch.accelerator.is_available()}
+
+
 def run_command(command: str, dataclass_types: Sequence[type], run: Callable[..., dict[str, float]],
                 argv: Sequence[str] | None, *, renamed: dict[str, str] | None = None, description: str | None = None,
-                callbacks: Sequence[TrainerCallback] = ()) -> dict[str, float]:
-    """`openbert <command>`: parse `argv` into `dataclass_types` (`TrainingArguments` last), then run the job."""
-    parsed = parse_command_line(command, dataclass_types, argv, renamed=renamed, description=description)
+                callbacks: Sequence[TrainerCallback] = (), defaults: dict[str, Any] | None = None) -> dict[str, float]:
+    """`openbert <command>`: parse `argv` into `dataclass_types` (`TrainingArguments` last) with the command's
+    defaults (`command_defaults`, updated by `defaults`), then run the job."""
+    parsed = parse_command_line(command, dataclass_types, argv, renamed=renamed, description=description,
+                                defaults={**command_defaults(command), **(defaults or {})})
     configure_logging(parsed[-1])
     return run(*parsed, callbacks=callbacks)

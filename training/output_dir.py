@@ -5,10 +5,14 @@ checkpoints can be resumed.
   OUTPUT_DIR/.openbert-run.lock (which names its pid, host, start time and command) for the whole run; a second
   run fails at once naming the holder. The kernel drops the lock when the holder dies, so a killed run's lock is
   stale by construction: the next run takes it over and says so.
-* Reruns behave as transformers' example scripts: training into a directory that holds checkpoints resumes from
-  the last complete one (logged); into a non-empty one without any, it stops and names --overwrite_output_dir;
-  `--resume_from_checkpoint PATH|last` picks one explicitly. --overwrite_output_dir starts from scratch and
-  deletes the old checkpoint-N folders just before training starts (a later resume would pick them otherwise).
+* Reruns behave as transformers' example scripts: training into a directory that holds checkpoints of an
+  unfinished run resumes from the last complete one (logged); into a non-empty one without any, or one whose run
+  finished, it stops and names --overwrite_output_dir (every command has a default OUTPUT_DIR, so running a
+  command twice meets the first run's folder). `--resume_from_checkpoint PATH|last` picks a checkpoint explicitly
+  (also to train a finished run on). --overwrite_output_dir starts from scratch and deletes the old checkpoint-N
+  folders just before training starts (a later resume would pick them otherwise).
+* A run is finished when OUTPUT_DIR/trainer_state.json exists: the run skeleton writes it after the final save
+  and deletes a previous one when training starts, so a run killed on the way never leaves one.
 * A checkpoint is complete when its trainer_state.json (the file `Trainer._save_checkpoint` writes last, after
   the model, optimizer, scheduler and RNG states) parses and names the folder's step, and its weights exist. A
   kill or a full disk during a save leaves no such file, so the folder is never picked, and a warning names it.
@@ -131,8 +135,8 @@ def find_checkpoints(output_dir: str | Path) -> Checkpoints:
 
 def resume_checkpoint(args: TrainingArguments) -> str | None:
     """The checkpoint a run resumes from: `--resume_from_checkpoint PATH|last`, else the last complete one of
-    OUTPUT_DIR (unless --overwrite_output_dir). Raises for a missing or incomplete one, and for a non-empty
-    OUTPUT_DIR that holds no checkpoint, before anything is read or written."""
+    OUTPUT_DIR when its run is unfinished (unless --overwrite_output_dir). Raises for a missing or incomplete one,
+    and for a non-empty OUTPUT_DIR with no checkpoint or a finished run, before anything is read or written."""
     wanted = args.resume_from_checkpoint
     if not args.do_train:
         if wanted is not None:
@@ -140,20 +144,37 @@ def resume_checkpoint(args: TrainingArguments) -> str | None:
                              "evaluate a checkpoint, pass it as --model_name_or_path")
         return None
     if wanted is not None and str(wanted).lower() not in ("last", "true"):
-        return str(_explicit_checkpoint(Path(wanted)))
-    found = find_checkpoints(args.output_dir)
-    found.warn_incomplete()
-    if wanted is not None:
-        if found.last is None:
-            raise ValueError(f"--resume_from_checkpoint {wanted}: {args.output_dir} holds no complete "
-                             f"{PREFIX_CHECKPOINT_DIR}-N folder{_incomplete_note(found)}")
-        return str(found.last)
+        chosen = _explicit_checkpoint(Path(wanted))
+    else:
+        found = find_checkpoints(args.output_dir)
+        found.warn_incomplete()
+        chosen = _last_checkpoint(args, found) if wanted is not None else _rerun_checkpoint(args, found)
+    if chosen is not None:
+        logger.warning("Resuming from %s.", chosen)
+    return str(chosen) if chosen is not None else None
+
+
+def _last_checkpoint(args: TrainingArguments, found: Checkpoints) -> Path:
+    """`--resume_from_checkpoint last`."""
+    if found.last is None:
+        raise ValueError(f"--resume_from_checkpoint {args.resume_from_checkpoint}: {args.output_dir} holds no "
+                         f"complete {PREFIX_CHECKPOINT_DIR}-N folder{_incomplete_note(found)}")
+    return found.last
+
+
+def _rerun_checkpoint(args: TrainingArguments, found: Checkpoints) -> Path | None:
+    """A run without --resume_from_checkpoint: what OUTPUT_DIR holds decides (see the module docstring)."""
     if overwrites(args):
         return None
+    if found.last is not None and (Path(args.output_dir) / TRAINER_STATE_NAME).is_file():
+        raise ValueError(f"--output_dir {args.output_dir} holds a finished run (its {TRAINER_STATE_NAME}; last "
+                         f"checkpoint {found.last.name}): pass --overwrite_output_dir to train from scratch into it, "
+                         "--resume_from_checkpoint last to train it on (with a larger --max_steps or "
+                         "--num_train_epochs), or choose another --output_dir")
     if found.last is not None:
-        logger.warning("Resuming from %s, the last complete checkpoint in %s (pass --overwrite_output_dir to train "
-                       "from scratch instead).", found.last, args.output_dir)
-        return str(found.last)
+        logger.warning("%s holds the checkpoints of an unfinished run: training on from the last complete one (pass "
+                       "--overwrite_output_dir to train from scratch instead).", args.output_dir)
+        return found.last
     _refuse_leftovers(Path(args.output_dir), found)
     return None
 
@@ -186,6 +207,14 @@ def _refuse_leftovers(output_dir: Path, found: Checkpoints) -> None:
         raise ValueError(f"--output_dir {output_dir} is not empty ({shown}) and holds no complete checkpoint to "
                          f"resume from{_incomplete_note(found)}: pass --overwrite_output_dir to train from scratch "
                          "into it, or choose another --output_dir")
+
+
+def clear_for_training(args: TrainingArguments, resume: str | None) -> None:
+    """What a run that starts training removes from OUTPUT_DIR (main process, once every check passed): the
+    finished-run record of an earlier run, and with --overwrite_output_dir (not resuming) the old checkpoints."""
+    (Path(args.output_dir) / TRAINER_STATE_NAME).unlink(missing_ok=True)
+    if resume is None and overwrites(args):
+        remove_old_checkpoints(args.output_dir)
 
 
 def remove_old_checkpoints(output_dir: str | Path) -> None:
