@@ -330,3 +330,18 @@ def test_question_answering_resumes_too(minilm_dir, tmp_path, caplog):
     with pytest.raises(FileNotFoundError, match="--resume_from_checkpoint .*missing: no such folder"):
         answer([*argv, "--max_steps", "4", "--resume_from_checkpoint", str(tmp_path / "missing")])
 
+
+def test_batches_without_masked_tokens_add_no_nan(tmp_path):
+    """The issue's `--max_seq_length 5 --per_device_train_batch_size 1` logged `mlm_loss nan` forever: pairs of
+    two one-token segments leave most batches without a masked token."""
+    from test_pretrain_entrypoint import tiny_args, write_corpus
+
+    write_corpus(tmp_path / "train.txt", 200, seed=0)
+    write_corpus(tmp_path / "valid.txt", 40, seed=1)
+    argv = tiny_args(tmp_path, "out", max_seq_length=5, per_device_train_batch_size=1, max_steps=12,
+                     save_strategy="no", eval_strategy="no", do_eval=False)
+    assert openbert("pretrain", *argv) == 0
+    history = json.loads((tmp_path / "out" / "trainer_state.json").read_text())["log_history"]
+    mlm = [entry["mlm_loss"] for entry in history if "mlm_loss" in entry]
+    assert len(mlm) == 12 and all(math.isfinite(value) for value in mlm)
+    assert 0.0 in mlm  # some batches had nothing masked, and counted as no loss rather than NaN

@@ -169,6 +169,24 @@ def test_question_answering_input(case, setup, previous, capsys, training_spy):
           previous)
 
 
+def test_bytes_that_are_not_utf8_are_named_by_file_and_line(tmp_path):
+    """A Latin-1 CSV or QA JSON used to fail with a bare UnicodeDecodeError (no file, no line); the one reader
+    replaces the undecodable bytes and warns with the file, the first line and the fix."""
+    from openbert.tokenization.data_files import iter_records
+    from openbert.training.qa.data import read_qa_files
+
+    table = tmp_path / "latin1.csv"
+    table.write_bytes("text,label\nfine,pos\ncaf\xe9 au lait,neg\n".encode("latin-1"))
+    with pytest.warns(UnicodeWarning, match=r"latin1\.csv: 1 line\(s\) contain bytes that are not valid UTF-8 "
+                                            r"\(the first is line 3\).*Re-encode the file as UTF-8"):
+        assert [record["text"] for record in iter_records(table)] == ["fine", "caf\ufffd au lait"]
+    questions = tmp_path / "dev.json"
+    squad(questions, [{"id": "q1", "question": "Où?", "answers": [ANSWER]}])
+    questions.write_bytes(questions.read_text().encode("utf-8").replace(b"\\u00f9", "\xf9".encode("latin-1")))
+    with pytest.warns(UnicodeWarning, match=r"dev\.json: 1 line\(s\) .*the first is line 1"):
+        assert read_qa_files(str(questions))[0]["question"] == "O\ufffd?"
+
+
 # ---- pretraining: corpus and config -----------------------------------------------------------------------
 
 

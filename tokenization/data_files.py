@@ -101,7 +101,25 @@ def iter_lines(path: PathLike, progress: tqdm | None = None, keep_ends: bool = F
     than `max_line_bytes` raises `ValueError` once that many bytes are read (memory stays bounded).
     """
     path = Path(path)
-    undecodable_lines = first_undecodable = reported = 0
+    damage = [0, 0]  # lines with undecodable bytes, the first of them
+    try:
+        yield from _decoded_lines(path, progress, keep_ends, max_line_bytes, damage)
+    finally:
+        # Also when the reader stops early (a one-line JSON document is parsed from its first line): the warning
+        # must not depend on the file being read to its end.
+        if damage[0]:
+            warnings.warn(
+                f"{path}: {damage[0]} line(s) contain bytes that are not valid UTF-8 (the first is line "
+                f"{damage[1]}); they were replaced with U+FFFD, which the BERT normalizer drops. Re-encode "
+                "the file as UTF-8 to keep that text.",
+                UnicodeWarning,
+                stacklevel=2,
+            )
+
+
+def _decoded_lines(path: Path, progress: tqdm | None, keep_ends: bool, max_line_bytes: int | None,
+                   damage: list[int]) -> Iterator[str]:
+    reported = 0
     with open(path, "rb") as raw:
         decompress = _DECOMPRESSORS.get(path.suffix.lower())
         stream = decompress(raw) if decompress else raw
@@ -112,8 +130,8 @@ def iter_lines(path: PathLike, progress: tqdm | None = None, keep_ends: bool = F
                 line = line_bytes.decode("utf-8")
             except UnicodeDecodeError:
                 line = line_bytes.decode("utf-8", errors="replace")
-                undecodable_lines += 1
-                first_undecodable = first_undecodable or line_number
+                damage[0] += 1
+                damage[1] = damage[1] or line_number
             if line_number == 1:
                 line = line.removeprefix("\ufeff")
             yield line if keep_ends else line.rstrip("\r\n")
@@ -122,14 +140,6 @@ def iter_lines(path: PathLike, progress: tqdm | None = None, keep_ends: bool = F
                 reported = raw.tell()
         if progress is not None:
             progress.update(raw.tell() - reported)
-    if undecodable_lines:
-        warnings.warn(
-            f"{path}: {undecodable_lines} line(s) contain bytes that are not valid UTF-8 (the first is line "
-            f"{first_undecodable}); they were replaced with U+FFFD, which the BERT normalizer drops. Re-encode "
-            "the file as UTF-8 to keep that text.",
-            UnicodeWarning,
-            stacklevel=2,
-        )
 
 
 def _bounded_lines(stream: BinaryIO, path: Path, max_line_bytes: int | None) -> Iterator[bytes]:
