@@ -122,6 +122,16 @@ def test_a_non_empty_output_dir_without_checkpoints_is_not_trained_into(setup, t
           "--overwrite_output_dir", capsys, training_spy, output)
 
 
+def test_a_finished_run_is_not_trained_into_again(setup, tmp_path, capsys, training_spy):
+    """Every command has a default --output_dir, so running one twice meets the first run's folder: a finished run
+    there is neither resumed nor overwritten without being asked."""
+    finished = Path(shutil.copytree(setup[2], tmp_path / "finished"))
+    fails([*CLASSIFY, *classification_args(setup[0], setup[1], finished)], 2,
+          f"--output_dir {finished} holds a finished run (its trainer_state.json; last checkpoint checkpoint-6): pass "
+          "--overwrite_output_dir to train from scratch into it, --resume_from_checkpoint last to train it on",
+          capsys, training_spy, finished)
+
+
 def test_overwrite_output_dir_starts_over(setup, previous, capsys):
     assert openbert(*CLASSIFY, *classification_args(setup[0], setup[1], previous, "--max_steps", "2",
                                                      "--save_steps", "2", "--overwrite_output_dir")) == 0
