@@ -80,13 +80,17 @@ def bash_commands() -> list[str]:
 def python_programs() -> list[tuple[str, str]]:
     """(section heading, the section's python blocks joined) in README order."""
     programs: dict[str, list[str]] = {}
-    heading = ""
-    # Fenced blocks are cut out first: a `# comment` line inside a code block is not a heading.
-    for part in re.split(r"(```.*?```)", README, flags=re.DOTALL):
-        if part.startswith("```python\n"):
-            programs.setdefault(heading, []).append(part.removeprefix("```python\n").removesuffix("```"))
-        elif not part.startswith("```"):
-            heading = ([heading, *re.findall(r"^#+ (.*)$", part, flags=re.MULTILINE)])[-1]
+    heading, block, in_block = "", [], False
+    for line in README.splitlines():
+        if line.startswith("```"):
+            if in_block and block is not None:
+                programs.setdefault(heading, []).append("\n".join(block))
+            in_block, block = not in_block, ([] if line == "```python" else None)
+        elif in_block:
+            if block is not None:
+                block.append(line)
+        elif line.startswith("#"):  # a heading: `#` lines inside code blocks are comments
+            heading = line.lstrip("# ")
     return [(heading, "\n".join(blocks)) for heading, blocks in programs.items()]
 
 
