@@ -70,7 +70,7 @@ def test_modeling_uses_flat_sibling_imports_only():
 
 def test_the_openbert_package_imports_the_model_only():
     root = ROOT / "__init__.py"  # installed as `openbert/__init__.py`
-    # Of ours, the model only (None: the standard library, which sets up OpenMP's wait policy).
+    # Of ours, only the model (the standard library, e.g. `os` for the OpenMP setting, reaches no room: None).
     assert {room_of(root, level, module) for _, level, module in imports(root)} - {None} == {"modeling"}
 
 
