@@ -42,6 +42,7 @@ from transformers import BertForQuestionAnswering, BertForSequenceClassification
 from openbert import modeling
 from openbert.training.classification import ClassificationDataArguments, run_classification
 from openbert.training.finetuning import ModelArguments
+from openbert.training.output_dir import OpenBertTrainingArguments
 from openbert.training.qa import QADataArguments, run_qa
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -103,7 +104,9 @@ def run_side(recipe: str, side: str, seed: int, output_dir: Path, overrides: dic
     side_dir = output_dir / f"{side}-seed{seed}"
     start = time.perf_counter()
     results = run(ModelArguments(model_name_or_path=str(MINILM)), data_class(**data),
-                  TrainingArguments(output_dir=str(side_dir), do_train=True, do_eval=True, **train), load_model)
+                  # A rerun measures from scratch again, instead of resuming the previous run's checkpoints.
+                  OpenBertTrainingArguments(output_dir=str(side_dir), do_train=True, do_eval=True,
+                                            overwrite_output_dir=True, **train), load_model)
     results["wall_seconds"] = time.perf_counter() - start
     if is_qa:
         # The same fine-tuned model on every question of the v2.0 file: unanswerable ones count as right

@@ -42,6 +42,8 @@ PRETRAIN_ARGS = [
     "--per_device_eval_batch_size", "128", "--learning_rate", "1e-3", "--warmup_steps", "200",
     "--weight_decay", "0.01", "--eval_strategy", "steps", "--eval_steps", "500", "--logging_steps", "50",
     "--save_strategy", "no", "--report_to", "none", "--seed", "42", "--disable_tqdm", "True",
+    # A rerun measures from scratch again, into the same folder.
+    "--overwrite_output_dir",
 ]
 
 

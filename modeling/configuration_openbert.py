@@ -93,7 +93,7 @@ class OpenBertConfig(PreTrainedConfig):
         """Raise a ValueError naming the field, its value and what is allowed."""
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size"):
-            value = getattr(self, name)
+            value = _number(name, getattr(self, name), integer=True)
             if value <= 0:
                 raise ValueError(f"OpenBertConfig.{name}={value} is invalid: it must be a positive integer.")
         if self.hidden_size % self.num_attention_heads:
@@ -109,10 +109,10 @@ class OpenBertConfig(PreTrainedConfig):
             )
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
             value = getattr(self, name)
-            if value is not None and not 0 <= value < 1:
+            if value is not None and not 0 <= _number(name, value) < 1:
                 raise ValueError(f"OpenBertConfig.{name}={value} is invalid: a dropout probability is in [0, 1).")
         for name in ("initializer_range", "layer_norm_eps"):
-            if getattr(self, name) <= 0:
+            if _number(name, getattr(self, name)) <= 0:
                 raise ValueError(f"OpenBertConfig.{name}={getattr(self, name)} is invalid: it must be positive.")
         if self.position_embedding_type != "absolute":
             raise ValueError(
@@ -129,6 +129,16 @@ class OpenBertConfig(PreTrainedConfig):
                 f"OpenBertConfig.pad_token_id={self.pad_token_id} is outside the vocabulary "
                 f"[0, {self.vocab_size}); set it to the tokenizer's pad_token_id or None."
             )
+
+
+def _number(name: str, value: object, integer: bool = False) -> int | float:
+    """`value`, when it is a number (an integer if `integer`); else a ValueError naming the field. A "128" written
+    in quotes in a hand-edited config.json would otherwise fail as `'<=' not supported between 'str' and 'int'`."""
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+        wanted = "an integer" if integer else "a number"
+        raise ValueError(f"OpenBertConfig.{name}={value!r} is a {type(value).__name__}, not {wanted}: write it "
+                         "without quotes in config.json.")
+    return value
 
 
 @strict

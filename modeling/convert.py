@@ -48,6 +48,20 @@ def _architecture(checkpoint: Path, prefix: str) -> str:
     return name
 
 
+def _load_exactly(model_class: type, checkpoint: Path):
+    """The model in `checkpoint`, refused when its weights do not fill the architecture its config names:
+    `from_pretrained` would start the missing ones at random and only log it, and the conversion would write a
+    random model."""
+    model, info = model_class.from_pretrained(checkpoint, output_loading_info=True)
+    missing = sorted(info["missing_keys"])
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise ValueError(f"{checkpoint} does not hold the weights of the {model_class.__name__} its config.json "
+                         f"names: {len(missing)} are missing ({shown}); converting would write random values in "
+                         "their place. Pass a checkpoint saved with save_pretrained by that model.")
+    return model
+
+
 def _write_atomically(destination: Path, write) -> Path:
     if destination.exists() and any(destination.iterdir()):
         raise FileExistsError(f"{destination} exists and is not empty; choose a new output directory.")
@@ -72,7 +86,7 @@ def to_transformers(source: str | Path, destination: str | Path) -> Path:
     """Write the openbert checkpoint `source` as a transformers BERT checkpoint in `destination`."""
     source, destination = Path(source), Path(destination)
     name = _architecture(source, "OpenBert")
-    model = getattr(modeling_openbert, name).from_pretrained(source)
+    model = _load_exactly(getattr(modeling_openbert, name), source)
     fields = {k: v for k, v in model.config.to_dict().items() if k not in OPENBERT_ONLY_FIELDS}
     bert = getattr(transformers, name.replace("OpenBert", "Bert"))(BertConfig(**fields))
     bert.load_state_dict(model.state_dict(), strict=True)
@@ -91,7 +105,7 @@ def from_transformers(source: str | Path, destination: str | Path) -> Path:
     model_class = getattr(modeling_openbert, name, None)
     if model_class is None:
         raise ValueError(f"openbert has no {name}; supported heads: {sorted(modeling_openbert.__all__)}")
-    model = model_class.from_pretrained(source)
+    model = _load_exactly(model_class, source)
 
     def write(staging: Path) -> None:
         model.save_pretrained(staging)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import Trainer
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -30,3 +31,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is absent: these tests need the shared benchmark data")
     return SHARED_DATA
+
+
+@pytest.fixture
+def training_spy(monkeypatch) -> list[int]:
+    """Every call of `Trainer.train` in the test (by any job's Trainer) appends 1: empty means training never
+    started."""
+    calls: list[int] = []
+    original = Trainer.train
+
+    def train(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train", train)
+    return calls

@@ -68,9 +68,17 @@ def test_top_level_help_lists_every_command(capsys):
 
 
 def test_group_help_and_unknown_command(capsys):
-    cli.main(["finetune"])
+    cli.main(["finetune", "--help"])
     listing = capsys.readouterr().out
     assert "finetune classification" in listing and "pretrain " not in listing
+    # Without its subcommand a group runs nothing: that is an error, not a success.
+    for argv, message in ((["finetune"], "openbert finetune: name the subcommand"),
+                          (["finetune", "clasification"], "unknown subcommand 'clasification'"),
+                          ([], "openbert: name a command")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["pretrian"])
     assert exit_info.value.code == 2

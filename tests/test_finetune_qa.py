@@ -135,7 +135,7 @@ def test_missing_split_and_too_large_stride_are_clear_errors(tmp_path, tiny):
     train = squad_file(tmp_path / "train.json")
     with pytest.raises(ValueError, match="pass --validation_files"):
         main(["--model_name_or_path", tiny, "--train_files", train, "--do_train", "--do_eval", "--output_dir",
-              str(tmp_path / "out"), *FAST])
+              str(tmp_path / "out"), *WINDOWS, *FAST])
     with pytest.raises(ValueError, match="doc_stride=40 must be smaller"):
         main(["--model_name_or_path", tiny, "--train_files", train, "--do_train", "--output_dir",
               str(tmp_path / "out"), "--max_seq_length", "48", "--doc_stride", "40", *FAST])

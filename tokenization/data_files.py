@@ -53,6 +53,10 @@ _FORMATS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv",
 _PROGRESS_EVERY_LINES = 4096
 # Bump when the documents read from the same files change, so that cached datasets are rebuilt.
 _DOCUMENT_READER_VERSION = "3"
+# The longest line a plain-text corpus may have. BERT reads 512 tokens (about 2 KB) at a time, and a corpus holds
+# a sentence, a paragraph or at most a document per line; a longer line is a file without line breaks (one 10 MB
+# line once took 3 minutes and 1 GB before failing). Reading stops there, so memory stays bounded.
+MAX_TEXT_LINE_BYTES = 4 << 20
 
 
 def expand_data_files(entries: PathLike | Iterable[PathLike]) -> list[Path]:
@@ -89,25 +93,45 @@ def data_format(path: PathLike) -> str:
     return _FORMATS.get(os.path.splitext(name)[1], "text")
 
 
-def iter_lines(path: PathLike, progress: tqdm | None = None, keep_ends: bool = False) -> Iterator[str]:
+def iter_lines(path: PathLike, progress: tqdm | None = None, keep_ends: bool = False,
+               max_line_bytes: int | None = None) -> Iterator[str]:
     """Every line of the text file `path` (decompressed by its suffix), line break removed unless `keep_ends`.
 
-    `progress`, when given, advances by the bytes read (compressed bytes for a compressed file).
+    `progress`, when given, advances by the bytes read (compressed bytes for a compressed file). A line longer
+    than `max_line_bytes` raises `ValueError` once that many bytes are read (memory stays bounded).
     """
     path = Path(path)
-    undecodable_lines = first_undecodable = reported = 0
+    damage = [0, 0]  # lines with undecodable bytes, the first of them
+    try:
+        yield from _decoded_lines(path, progress, keep_ends, max_line_bytes, damage)
+    finally:
+        # Also when the reader stops early (a one-line JSON document is parsed from its first line): the warning
+        # must not depend on the file being read to its end.
+        if damage[0]:
+            warnings.warn(
+                f"{path}: {damage[0]} line(s) contain bytes that are not valid UTF-8 (the first is line "
+                f"{damage[1]}); they were replaced with U+FFFD, which the BERT normalizer drops. Re-encode "
+                "the file as UTF-8 to keep that text.",
+                UnicodeWarning,
+                stacklevel=2,
+            )
+
+
+def _decoded_lines(path: Path, progress: tqdm | None, keep_ends: bool, max_line_bytes: int | None,
+                   damage: list[int]) -> Iterator[str]:
+    reported = 0
     with open(path, "rb") as raw:
         decompress = _DECOMPRESSORS.get(path.suffix.lower())
         stream = decompress(raw) if decompress else raw
         # Binary line iteration + per-line decoding lets one bad byte cost one line's replacement instead of
         # aborting the whole file, and lets us count the damage.
-        for line_number, line_bytes in enumerate(stream, start=1):
+        for line_number, line_bytes in enumerate(_bounded_lines(stream, path, max_line_bytes), start=1):
             try:
                 line = line_bytes.decode("utf-8")
             except UnicodeDecodeError:
                 line = line_bytes.decode("utf-8", errors="replace")
-                undecodable_lines += 1
-                first_undecodable = first_undecodable or line_number
+                damage[0] += 1
+                damage[1] = damage[1] or line_number
             if line_number == 1:
                 line = line.removeprefix("\ufeff")
             yield line if keep_ends else line.rstrip("\r\n")
@@ -116,14 +140,27 @@ def iter_lines(path: PathLike, progress: tqdm | None = None, keep_ends: bool = F
                 reported = raw.tell()
         if progress is not None:
             progress.update(raw.tell() - reported)
-    if undecodable_lines:
-        warnings.warn(
-            f"{path}: {undecodable_lines} line(s) contain bytes that are not valid UTF-8 (the first is line "
-            f"{first_undecodable}); they were replaced with U+FFFD, which the BERT normalizer drops. Re-encode "
-            "the file as UTF-8 to keep that text.",
-            UnicodeWarning,
-            stacklevel=2,
-        )
+
+
+def _bounded_lines(stream: BinaryIO, path: Path, max_line_bytes: int | None) -> Iterator[bytes]:
+    if max_line_bytes is None:
+        yield from stream
+        return
+    line_number = 0
+    while line := stream.readline(max_line_bytes + 1):
+        line_number += 1
+        if len(line) > max_line_bytes:
+            raise ValueError(_long_line_message(path, line_number, line, max_line_bytes))
+        yield line
+
+
+def _long_line_message(path: Path, line_number: int, start: bytes, limit: int) -> str:
+    returns = start.count(b"\r")
+    cause = (f"it holds {returns} carriage returns: the file has old Mac line ends; convert them with "
+             f"`tr '\\r' '\\n' < {path.name}`" if returns > 1 else
+             "plain text needs a line break at least after every paragraph (or document)")
+    return (f"{path} line {line_number} is longer than {limit >> 20} MiB; {cause}. Documents too long for one "
+            "line go in a JSON lines file, one {\"text\": ...} record per document.")
 
 
 def iter_documents(path: PathLike, document_start: re.Pattern[str] | None = None) -> Iterator[str]:
@@ -132,7 +169,7 @@ def iter_documents(path: PathLike, document_start: re.Pattern[str] | None = None
     Documents are blank-line-separated blocks or, with `document_start`, run from one line it matches to the next.
     """
     block: list[str] = []
-    for line in iter_lines(path):
+    for line in iter_lines(path, max_line_bytes=MAX_TEXT_LINE_BYTES):
         starts_document = document_start.search(line) if document_start else not line.strip()
         if starts_document and block:
             yield "\n".join(block)
@@ -271,7 +308,7 @@ def read_text_files(paths: PathLike | Iterable[PathLike], *, text_column: str = 
 
 def _file_texts(path: Path, text_column: str, bar: tqdm) -> Iterator[str | None]:
     if data_format(path) == "text":
-        yield from iter_lines(path, bar)
+        yield from iter_lines(path, bar, max_line_bytes=MAX_TEXT_LINE_BYTES)
         return
     for row, record in enumerate(iter_records(path, progress=bar), start=1):
         yield record_text(record, text_column, f"{path} row {row}")
@@ -429,7 +466,8 @@ def _check_corpus(files: list[Path], text_column: str, document_start: str | Non
             re.compile(document_start)
         except re.error as error:
             raise ValueError(f"document_start={document_start!r} is not a valid regular expression: {error}") from error
-    if all(data_format(path) == "text" and not any(line.strip() for line in iter_lines(path)) for path in files):
+    if all(data_format(path) == "text" and not any(line.strip() for line in iter_lines(
+            path, max_line_bytes=MAX_TEXT_LINE_BYTES)) for path in files):
         raise ValueError(f"no documents in {', '.join(map(str, files))}: the files are empty (or hold only blank "
                          "lines).")
     for path in files:

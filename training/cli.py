@@ -18,12 +18,18 @@ convention of `openbert.tokenization.command_line`; `openbert COMMAND --help` ex
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from openbert.tokenization.command_line import OLD_NAMES_REMOVED_IN
+
+from .errors import RunStopped
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,16 +71,41 @@ def main(argv: Sequence[str] | None = None) -> None:
         if tuple(argv[: len(words)]) == words:
             rest = argv[len(words):]
             module = importlib.import_module(command.module)
-            result = module.main([*command.extra_args, *rest], command=" ".join(words))
+            result = run_reporting_errors(" ".join(words), module.main, [*command.extra_args, *rest])
             if isinstance(result, int) and not isinstance(result, bool):
                 raise SystemExit(result)
             return
     prefix = tuple(word for word in argv[:1] if any(word == words[0] for words in COMMANDS))
-    if argv and argv[0] not in ("-h", "--help") and not prefix:
-        print(f"openbert: unknown command {argv[0]!r}\n", file=sys.stderr)
-        print(usage(), file=sys.stderr)
-        raise SystemExit(2)
-    print(usage(prefix))
+    if argv[len(prefix):] in (["-h"], ["--help"]):
+        print(usage(prefix))
+        return
+    # No command, an unknown one, or a group without its subcommand (`openbert finetune`): nothing ran.
+    if not argv:
+        problem = "openbert: name a command"
+    elif not prefix:
+        problem = f"openbert: unknown command {argv[0]!r}"
+    elif argv[1:]:
+        problem = f"openbert {prefix[0]}: unknown subcommand {argv[1]!r}"
+    else:
+        problem = f"openbert {prefix[0]}: name the subcommand"
+    print(f"{problem}\n\n{usage(prefix)}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def run_reporting_errors(command: str, main: Callable[..., Any], argv: list[str]) -> Any:
+    """`main(argv, command=command)`, its failures reported as one line on stderr and an exit status: 2 for bad
+    input or options (what `ValueError` and `OSError` say: which file, line or option, and the fix), 1 for a run
+    that stopped (`RunStopped`: divergence, a busy or full output directory, a failed push), 130 for Ctrl-C.
+    Other exceptions are bugs and keep their traceback; `--log_level debug` shows the traceback of all."""
+    try:
+        return main(argv, command=command)
+    except KeyboardInterrupt:
+        print(f"openbert {command}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except (RunStopped, ValueError, OSError) as error:
+        logger.debug("openbert %s failed", command, exc_info=True)
+        print(f"openbert {command}: error: {error}", file=sys.stderr)
+        raise SystemExit(1 if isinstance(error, RunStopped) else 2) from None
 
 
 def run_moved_module(old_module: str, words: tuple[str, ...]) -> None:

@@ -26,6 +26,7 @@ from openbert.tokenization.data_files import load_named_dataset
 
 from .hub.card import CardFacts, DataFacts, describe_base_model
 from .job import TrainingJob
+from .preflight import check_model_source, check_sequence_length, load_checkpoint_config
 
 # The data split each step runs on; a split's numbers are reported under its step's name ("eval_examples").
 STEP_SPLITS = {"train": "train", "eval": "validation", "predict": "test"}
@@ -100,6 +101,10 @@ class FineTuningJob(TrainingJob):
         self.model_args, self.data_args, self.load_model = model_args, data_args, load_model
 
     def check(self, args: TrainingArguments) -> None:
+        check_model_source("--tokenizer_name", self.model_args.tokenizer_name)
+        config = load_checkpoint_config("--model_name_or_path", self.model_args.model_name_or_path)
+        check_sequence_length("--max_seq_length", self.data_args.max_seq_length, config,
+                              self.model_args.model_name_or_path)
         if self.data_args.early_stopping_patience is None:
             return
         missing = [flag for flag, ok in (

@@ -1,16 +1,17 @@
 """The skeleton of every training run; each entry point (pretraining, classification, question answering) fills it in.
 
-    checks → data → model → Trainer → train → save → evaluate → predict → curves → card → push
+    checks → output dir → data → model → Trainer → train → save → evaluate → predict → curves → card → push
 
 A `TrainingJob` says what it checks before any compute, builds its data, model and Trainer in `prepare`, and may add
 to the save and to the predictions. The order of the steps, the result files (`{train,eval,predict}_results.json`,
 `all_results.json`), the curves, the model card and the push are the same for every job, and live here: a check or
-a step that every run needs goes into `run_job` once.
+a step that every run needs goes into `run_job` once. So does what keeps a run reliable: the output directory's
+lock, resume and overwrite (`output_dir.py`), the Trainer that stops diverging runs and the final checks of weights
+and metrics (`run_trainer.py`), saves that explain a full disk, and a token that never reaches the disk.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import PredictionOutput
 
 from openbert.tokenization.command_line import given_options, parse_command_line
@@ -29,6 +30,17 @@ from openbert.tokenization.command_line import given_options, parse_command_line
 from .curves import plot_log_history
 from .hub.card import CardFacts, write_run_card
 from .hub.push import HubTarget, hub_target_from_training_args
+from .output_dir import (
+    claimed_output_dir,
+    clear_for_training,
+    explained_save_errors,
+    find_checkpoints,
+    resume_checkpoint,
+    trainer_copy,
+)
+from .run_trainer import RunTrainer, check_finite_metrics, check_finite_weights
+
+logger = logging.getLogger(__name__)
 
 STEP_FLAGS = {"train": "--do_train", "eval": "--do_eval", "predict": "--do_predict"}
 
@@ -37,11 +49,10 @@ STEP_FLAGS = {"train": "--do_train", "eval": "--do_eval", "predict": "--do_predi
 class Prepared:
     """What a job builds before the first step: the Trainer with its data, and what the steps report about it."""
 
-    trainer: Trainer
+    trainer: RunTrainer
     # Numbers about the data by step ("train_samples", "eval_examples", ...), reported with that step's metrics.
     counts: dict[str, int] = field(default_factory=dict)
     predict_dataset: Any = None
-    resume_from_checkpoint: str | None = None
 
 
 class TrainingJob(ABC):
@@ -61,13 +72,14 @@ class TrainingJob(ABC):
 
     @abstractmethod
     def prepare(self, args: TrainingArguments, callbacks: Sequence[TrainerCallback]) -> Prepared:
-        """The data, the model and the Trainer (with `callbacks` among its own)."""
+        """The data, the model and the `RunTrainer` (with `callbacks` among its own). `args.resume_from_checkpoint`
+        is the checkpoint folder the run resumes from (already resolved and checked), or None."""
 
-    def save(self, trainer: Trainer) -> None:
+    def save(self, trainer: RunTrainer) -> None:
         """Save the trained model with its tokenizer and code: a pipeline loads the output directory alone."""
         trainer.save_model()
 
-    def write_predictions(self, trainer: Trainer, prefix: str, output: PredictionOutput | None) -> None:
+    def write_predictions(self, trainer: RunTrainer, prefix: str, output: PredictionOutput | None) -> None:
         """Write what the "eval" or "predict" step predicted (`output` is None after "eval"); main process only."""
         return None
 
@@ -81,20 +93,48 @@ class TrainingJob(ABC):
 
 
 def run_job(job: TrainingJob, args: TrainingArguments, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, float]:
-    """Run the `--do_*` steps of `job`; return every number they reported (`args` is not changed)."""
+    """Run the `--do_*` steps of `job`; return every number they reported (`args` is not changed).
+
+    Everything checkable is checked before any compute: the job's options (`job.check`), then, with the output
+    directory locked for the whole run, what a rerun does with it (resume, refuse or overwrite) and, when the run
+    pushes, the token's access to the repo. The Trainer gets a copy of `args` that names the checkpoint to resume
+    from and holds no token (it pickles its arguments into every checkpoint) and no push of its own.
+    """
     steps = steps_to_run(job, args)
     job.check(args)
-    hub_target = hub_target_from_training_args(args)
-    # The Trainer never pushes by itself (it would upload every checkpoint with its optimizer states): `finish` does.
-    trainer_args = dataclasses.replace(args, push_to_hub=False, **job.trainer_arguments(args))
-    set_seed(args.seed)
-    prepared = job.prepare(trainer_args, callbacks)
+    asked_target = hub_target_from_training_args(args)
+
+    def claim() -> tuple[str | None, HubTarget | None]:
+        return resume_checkpoint(args), asked_target.checked() if asked_target is not None else None
+
+    with claimed_output_dir(args, claim) as (resume, hub_target), explained_save_errors(args.output_dir):
+        trainer_args = trainer_copy(args, push_to_hub=False, hub_token=None, resume_from_checkpoint=resume,
+                                    **job.trainer_arguments(args))
+        set_seed(args.seed)
+        prepared = job.prepare(trainer_args, callbacks)
+        if not isinstance(prepared.trainer, RunTrainer):
+            raise TypeError(f"{type(job).__name__} built a {type(prepared.trainer).__name__}: a job's Trainer must "
+                            "be a RunTrainer, which stops diverging runs before they reach a checkpoint")
+        if args.do_train and prepared.trainer.is_world_process_zero():
+            clear_for_training(args, resume)  # only now: the data and the model have passed their checks
+        results = run_steps(job, prepared, steps)
+        if prepared.trainer.is_world_process_zero():
+            finish(job, prepared.trainer, args, results, hub_target)
+    return {key: value for key, value in results.items() if isinstance(value, int | float) and math.isfinite(value)}
+
+
+def run_steps(job: TrainingJob, prepared: Prepared, steps: Sequence[str]) -> dict[str, Any]:
+    """Every number the steps report; on Ctrl-C, say which checkpoint a rerun resumes from."""
     results: dict[str, Any] = dict(prepared.counts)
-    for step in steps:
-        results.update(STEPS[step](job, prepared))
-    if prepared.trainer.is_world_process_zero():
-        finish(job, prepared.trainer, args, results, hub_target)
-    return {key: value for key, value in results.items() if isinstance(value, int | float) and not math.isnan(value)}
+    try:
+        for step in steps:
+            results.update(STEPS[step](job, prepared))
+    except KeyboardInterrupt:
+        last = find_checkpoints(prepared.trainer.args.output_dir).last
+        logger.warning("Interrupted. %s", f"The last complete checkpoint is {last}: run the same command again to "
+                       "resume from it." if last else "No complete checkpoint was saved.")
+        raise
+    return results
 
 
 def steps_to_run(job: TrainingJob, args: TrainingArguments) -> list[str]:
@@ -106,7 +146,10 @@ def steps_to_run(job: TrainingJob, args: TrainingArguments) -> list[str]:
 
 def _train(job: TrainingJob, prepared: Prepared) -> dict[str, Any]:
     trainer = prepared.trainer
-    metrics = trainer.train(resume_from_checkpoint=prepared.resume_from_checkpoint).metrics
+    metrics = trainer.train(resume_from_checkpoint=trainer.args.resume_from_checkpoint).metrics
+    # The last line of defence: RunTrainer stops at the first non-finite loss or gradient.
+    check_finite_weights(trainer.model, trainer.args.output_dir)
+    check_finite_metrics(metrics, trainer.args.output_dir)
     job.save(trainer)
     trainer.save_state()
     return _report(prepared, "train", metrics)
@@ -114,6 +157,7 @@ def _train(job: TrainingJob, prepared: Prepared) -> dict[str, Any]:
 
 def _evaluate(job: TrainingJob, prepared: Prepared) -> dict[str, Any]:
     metrics = prepared.trainer.evaluate()
+    check_finite_metrics(metrics, prepared.trainer.args.output_dir)
     if prepared.trainer.is_world_process_zero():
         job.write_predictions(prepared.trainer, "eval", None)
     return _report(prepared, "eval", metrics)
@@ -122,6 +166,7 @@ def _evaluate(job: TrainingJob, prepared: Prepared) -> dict[str, Any]:
 def _predict(job: TrainingJob, prepared: Prepared) -> dict[str, Any]:
     # Scored too when the data has labels (the Trainer computes metrics whenever labels exist).
     output = prepared.trainer.predict(prepared.predict_dataset, metric_key_prefix="predict")
+    check_finite_metrics(output.metrics, prepared.trainer.args.output_dir)
     if prepared.trainer.is_world_process_zero():
         job.write_predictions(prepared.trainer, "predict", output)
     return _report(prepared, "predict", output.metrics)
@@ -140,13 +185,14 @@ STEPS: dict[str, Callable[[TrainingJob, Prepared], dict[str, Any]]] = {
 }
 
 
-def finish(job: TrainingJob, trainer: Trainer, args: TrainingArguments, results: dict[str, Any],
+def finish(job: TrainingJob, trainer: RunTrainer, args: TrainingArguments, results: dict[str, Any],
            hub_target: HubTarget | None) -> None:
     """The curves (of a training run: an evaluation has none), then the model card (which shows them), then the
     push when one was asked for."""
     output_dir = Path(args.output_dir)
     if "train_runtime" in results:
         plot_log_history(trainer.state.log_history, output_dir / "training_curves.png", title=job.title())
+    results = {key: value for key, value in results.items() if not isinstance(value, float) or math.isfinite(value)}
     card = write_run_card(output_dir, job.kind, job.task, args, trainer.state, results, job.card_facts())
     if card is not None and hub_target is not None:
         hub_target.push(output_dir)

@@ -43,6 +43,7 @@ from openbert.tokenization.train import TokenizerArguments
 from . import builtin_data
 from .classification import ClassificationDataArguments, run_classification
 from .finetuning import ModelArguments
+from .output_dir import OpenBertTrainingArguments
 from .pretraining import PretrainingDataArguments, PretrainingModelArguments, run_pretraining
 from .qa import QADataArguments, run_qa
 
@@ -160,10 +161,12 @@ def read_inputs(args: QuickstartArguments) -> Inputs:
 
 
 def training_arguments(args: QuickstartArguments, output_dir: Path, **options: Any) -> TrainingArguments:
-    """What every stage's Trainer shares: its folder, the seed, no reporting or checkpoints, quiet logs."""
-    return TrainingArguments(output_dir=str(output_dir), seed=args.seed, report_to="none", log_level="warning",
-                             save_strategy="no", do_train=True, do_eval=True,
-                             dataloader_pin_memory=torch.accelerator.is_available(), **options)
+    """What every stage's Trainer shares: its folder, the seed, no reporting or checkpoints, quiet logs, and a fresh
+    start (running the quickstart again trains every stage again, into the same folders)."""
+    return OpenBertTrainingArguments(output_dir=str(output_dir), seed=args.seed, report_to="none",
+                                     log_level="warning", save_strategy="no", do_train=True, do_eval=True,
+                                     dataloader_pin_memory=torch.accelerator.is_available(),
+                                     overwrite_output_dir=True, **options)
 
 
 def kept(metrics: dict[str, float], *keys: str) -> dict[str, float]:

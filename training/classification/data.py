@@ -8,6 +8,7 @@ follow a fixed order (GLUE's, a `ClassLabel`'s, or sorted raw values) recorded i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,19 @@ def _parses(key: str, kind: type) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _unlabelled(value) -> bool:
+    """A label cell with nothing in it: None (JSON null, a missing Parquet value) or blank text (CSV, TSV)."""
+    return value is None or _raw_key(value) == ""
+
+
+def require_labels(values: Sequence, source: str) -> None:
+    """Raise naming the first row without a label (an empty CSV cell would otherwise become a class of its own)."""
+    empty = [row for row, value in enumerate(values) if _unlabelled(value)]
+    if empty:
+        raise ValueError(f"{source} row {empty[0]}: the label cell is empty ({len(empty)} row(s) without a label); "
+                         "fill in or remove those rows")
 
 
 @dataclass(frozen=True)
@@ -61,11 +75,13 @@ class LabelSpace:
 
     def encode(self, values: Sequence, source: str) -> list[int] | list[float]:
         """Class ids (or float targets) for raw label `values`; raises naming the first bad row of `source`."""
+        require_labels(values, source)
         if self.is_regression:
             targets = []
             for row, value in enumerate(values):
-                if value is None or not _parses(_raw_key(value), float):
-                    raise ValueError(f"{source} row {row}: label {value!r} is not a number (regression task)")
+                # "nan" and "inf" parse as floats, but a loss on them is NaN at the first batch that holds one.
+                if not _parses(_raw_key(value), float) or not math.isfinite(float(_raw_key(value))):
+                    raise ValueError(f"{source} row {row}: label {value!r} is not a finite number (regression task)")
                 targets.append(float(_raw_key(value)))
             return targets
         ids = {raw: index for index, raw in enumerate(self.raw_labels)}
@@ -86,9 +102,8 @@ def infer_label_space(values: Sequence, source: str, is_regression: bool | None 
     value as an integer (so "0"/"1" and 0/1 are classes, "3.8" is a score). Classes are the distinct values,
     sorted numerically when they are all integers, else alphabetically.
     """
-    keys = [_raw_key(v) for v in values if v is not None]
-    if len(keys) != len(values):
-        raise ValueError(f"{source}: {len(values) - len(keys)} row(s) have no label")
+    require_labels(values, source)
+    keys = [_raw_key(v) for v in values]
     all_int = all(_parses(k, int) for k in keys)
     if is_regression is None:
         is_regression = not all_int and all(_parses(k, float) for k in keys)
@@ -152,7 +167,7 @@ def has_labels(dataset: datasets.Dataset, columns: TextColumns) -> bool:
     """Whether a split carries labels; -1 everywhere is the Hub's "hidden test label" convention."""
     if columns.label not in dataset.column_names:
         return False
-    return any(_raw_key(v) != "-1" for v in dataset[columns.label])
+    return any(not _unlabelled(v) and _raw_key(v) != "-1" for v in dataset[columns.label])
 
 
 def require_label_column(dataset: datasets.Dataset, columns: TextColumns, source: str) -> None:

@@ -27,7 +27,6 @@ from transformers import (
     EvalPrediction,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    Trainer,
     TrainerCallback,
     TrainingArguments,
 )
@@ -40,6 +39,8 @@ from ..finetuning import RENAMED_OPTIONS, SPLIT_PREFIXES, STEP_SPLITS, FineTunin
 from ..hub.card import CardFacts, DataFacts
 from ..job import Prepared, run_command, run_job
 from ..metrics import load_metric
+from ..output_dir import OpenBertTrainingArguments
+from ..run_trainer import RunTrainer
 from .arguments import ClassificationDataArguments
 from .data import (
     LabelSpace,
@@ -53,7 +54,7 @@ from .data import (
 from .glue import get_glue_task, glue_split_file, read_glue_files
 
 COMMAND = "finetune classification"
-ARGUMENTS = (ModelArguments, ClassificationDataArguments, TrainingArguments)
+ARGUMENTS = (ModelArguments, ClassificationDataArguments, OpenBertTrainingArguments)
 
 
 def metric_names_for(task_name: str | None, label_space: LabelSpace) -> tuple[str, ...]:
@@ -165,7 +166,7 @@ class ClassificationJob(FineTuningJob):
             id2label=self.label_space.id2label, label2id=self.label_space.label2id,
             problem_type="regression" if self.label_space.is_regression else "single_label_classification",
         )
-        trainer = Trainer(
+        trainer = RunTrainer(
             model=model, args=args, train_dataset=tokenized.get("train"), eval_dataset=tokenized.get("validation"),
             processing_class=tokenizer, data_collator=self.collator(tokenizer), callbacks=self.callbacks(callbacks),
             compute_metrics=build_compute_metrics(metric_names_for(self.data_args.task_name, self.label_space),
@@ -174,7 +175,7 @@ class ClassificationJob(FineTuningJob):
         counts = {f"{SPLIT_PREFIXES[split]}_samples": len(dataset) for split, dataset in tokenized.items()}
         return Prepared(trainer, counts, predict_dataset=tokenized.get("test"))
 
-    def write_predictions(self, trainer: Trainer, prefix: str, output: PredictionOutput | None) -> None:
+    def write_predictions(self, trainer: RunTrainer, prefix: str, output: PredictionOutput | None) -> None:
         if prefix == "predict":
             write_predictions(Path(trainer.args.output_dir) / "predict_results.tsv",
                               predicted_labels(output.predictions, self.label_space), self.label_space)

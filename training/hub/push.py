@@ -21,7 +21,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from openbert.hub_cards import CARD_FILENAME, REPO_ID_PLACEHOLDER
 from openbert.tokenization.command_line import parse_command_line
 
+from ..errors import RunStopped
+
 logger = logging.getLogger(__name__)
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -47,7 +49,7 @@ PUSHED_PATTERNS = ("config.json", "*.safetensors", "model.safetensors.index.json
                    CARD_FILENAME, "*.png", "*results.json")
 
 
-class PushError(RuntimeError):
+class PushError(RunStopped):
     """A push failed for a reason the user can fix; the message says which and how."""
 
 
@@ -122,9 +124,8 @@ def push_checkpoint(
     api = HfApi(token=token)
     endpoint = api.endpoint
     branch = revision or constants.DEFAULT_REVISION
-    user = "the token's user"
+    user, repo_id = writable_repo(api, repo_id)  # fails fast, before any upload
     try:
-        user = api.whoami()["name"]  # fails fast, before any upload, on a bad token or an unreachable Hub
         api.create_repo(repo_id, private=private, exist_ok=True)
         if branch != constants.DEFAULT_REVISION:
             api.create_branch(repo_id, branch=branch, exist_ok=True)
@@ -137,6 +138,27 @@ def push_checkpoint(
         raise _explained(e, repo_id, endpoint, user, branch) from e
     logger.info("pushed %s to %s (commit %s)", checkpoint_dir, info.commit_url, info.oid)
     return info
+
+
+def writable_repo(api: HfApi, repo_id: str) -> tuple[str, str]:
+    """(the token's user, `repo_id` with its namespace): a bare NAME is the user's NAME, resolved once so that the
+    repo created and the repo committed to are the same. Raises `PushError` for a token the Hub rejects (or none),
+    an unreachable Hub, a read-only token, or a namespace that is neither the user's nor one of their orgs'."""
+    try:
+        me = api.whoami()
+    except (LocalTokenNotFoundError, httpx2.TransportError, HfHubHTTPError) as e:
+        raise _explained(e, repo_id, api.endpoint, "the token's user", constants.DEFAULT_REVISION) from e
+    user = me["name"]
+    full_id = repo_id if "/" in repo_id else f"{user}/{repo_id}"
+    namespace = full_id.split("/")[0]
+    orgs = [org.get("name") for org in me.get("orgs") or []]
+    if namespace != user and namespace not in orgs:
+        raise PushError(f"{user} may not create or write to {full_id} at {api.endpoint}: the namespace {namespace!r} "
+                        f"is neither the token's user nor one of its organizations ({', '.join(orgs) or 'none'})")
+    if (me.get("auth", {}).get("accessToken") or {}).get("role") == "read":
+        raise PushError(f"the token of {user} is read-only: pushing to {full_id} needs a token with write access "
+                        "(--hub_token, HF_TOKEN or `hf auth login`)")
+    return user, full_id
 
 
 def _explained(error: Exception, repo_id: str, endpoint: str, user: str, branch: str) -> PushError:
@@ -177,11 +199,17 @@ class HubTarget:
     repo_id: str
     private: bool = False
     revision: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # in memory only: never logged, never written
 
     def push(self, checkpoint_dir: str | Path, commit_message: str | None = None) -> CommitInfo:
         return push_checkpoint(checkpoint_dir, self.repo_id, private=self.private, revision=self.revision,
                                commit_message=commit_message, token=self.token)
+
+    def checked(self) -> HubTarget:
+        """This target with its repo id in full (NAMESPACE/NAME), once the Hub confirmed that the token may write
+        there: a run checks this before training, instead of failing at the push an hour later."""
+        _, repo_id = writable_repo(HfApi(token=self.token), self.repo_id)
+        return replace(self, repo_id=repo_id)
 
 
 def hub_target_from_training_args(args: Any) -> HubTarget | None:

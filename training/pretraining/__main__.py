@@ -1,4 +1,7 @@
-from .job import main
+import sys
+
+from openbert.training.cli import main
 
 if __name__ == "__main__":
-    main()
+    # Through the `openbert` command: a failure is one line on stderr with an exit status, not a traceback.
+    main(["pretrain", *sys.argv[1:]])

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from openbert.modeling import OpenBertConfig, OpenBertForPreTraining
 from openbert.tokenization import train_tokenizer
@@ -38,6 +37,8 @@ from openbert.tokenization.train import TokenizerArguments
 
 from ..hub.card import CardFacts, DataFacts, describe_base_model
 from ..job import Prepared, TrainingJob, run_command, run_job
+from ..output_dir import OpenBertTrainingArguments
+from ..preflight import check_model_source, check_sequence_length, load_checkpoint_config
 from .arguments import SIZE_PRESETS, PretrainingDataArguments, PretrainingModelArguments, preset_config
 from .collator import DataCollatorForPreTraining, MaskingEpochCallback, mask_dataset
 from .data import NspOptions, prepare_pretraining_dataset, prepare_pretraining_stream
@@ -47,7 +48,7 @@ from .trainer import PreTrainingTrainer
 logger = logging.getLogger(__name__)
 
 COMMAND = "pretrain"
-ARGUMENTS = (PretrainingModelArguments, TokenizerArguments, PretrainingDataArguments, TrainingArguments)
+ARGUMENTS = (PretrainingModelArguments, TokenizerArguments, PretrainingDataArguments, OpenBertTrainingArguments)
 # Option names of openbert 0.1, still accepted with a warning.
 RENAMED_OPTIONS = {"tokenizer_min_frequency": "min_frequency"}
 TOKENIZER_SUBDIR = "tokenizer"
@@ -59,11 +60,11 @@ def load_corpora(data_args: PretrainingDataArguments, do_eval: bool) -> tuple[An
               "cache_dir": data_args.cache_dir, "num_proc": data_args.preprocessing_num_workers}
     if data_args.train_files is None and data_args.dataset_name is None:
         raise ValueError("no training corpus: pass --train_files FILE... or --dataset_name NAME.")
-    train = load_documents(data_args.train_files, dataset_name=data_args.dataset_name,
-                           dataset_config_name=data_args.dataset_config_name, split=data_args.train_split,
-                           streaming=data_args.streaming, **common)
+    train = require_documents(load_documents(
+        data_args.train_files, dataset_name=data_args.dataset_name, dataset_config_name=data_args.dataset_config_name,
+        split=data_args.train_split, streaming=data_args.streaming, **common), "the training corpus")
     if data_args.validation_files:
-        return train, load_documents(data_args.validation_files, **common)
+        return train, require_documents(load_documents(data_args.validation_files, **common), "--validation_files")
     if data_args.dataset_name and data_args.validation_split:
         return train, load_documents(dataset_name=data_args.dataset_name, split=data_args.validation_split,
                                      dataset_config_name=data_args.dataset_config_name, **common)
@@ -76,6 +77,15 @@ def load_corpora(data_args: PretrainingDataArguments, do_eval: bool) -> tuple[An
         raise ValueError("--streaming cannot hold out part of a stream: pass --validation_files (or "
                          "--validation_split) for --do_eval.")
     return hold_out(train, data_args.validation_split_percentage)
+
+
+def require_documents(documents: Any, source: str) -> Any:
+    """`documents`, when there are two or more: NSP takes random next segments from other documents. Checked on the
+    raw documents, before minutes of sentence splitting and tokenization would reach the same verdict."""
+    if hasattr(documents, "__len__") and len(documents) < 2:
+        raise ValueError(f"{source} holds {len(documents)} document(s); NSP needs two or more. Separate documents "
+                         "with blank lines (text files; --document_start for other markers) or give one per record.")
+    return documents
 
 
 def hold_out(documents: Any, percentage: float) -> tuple[Any, Any]:
@@ -96,19 +106,27 @@ def random_subset(dataset: Any, limit: int | None, seed: int) -> Any:
     return dataset.shuffle(seed=seed).select(range(limit)).flatten_indices()
 
 
+def model_config(model_args: PretrainingModelArguments, vocab_size: int, pad_token_id: int | None) -> OpenBertConfig:
+    """The checkpoint's config, or a size preset's for `vocab_size` tokens, with --config_overrides applied and
+    checked by OpenBertConfig itself (`update_from_string` alone would set `num_hidden_layers=0` unchecked)."""
+    if model_args.model_name_or_path:
+        config = load_checkpoint_config("--model_name_or_path", model_args.model_name_or_path, OpenBertConfig)
+    else:
+        config = OpenBertConfig(vocab_size=vocab_size, pad_token_id=pad_token_id,
+                                **preset_config(model_args.model_size))
+    if not model_args.config_overrides:
+        return config
+    try:
+        config.update_from_string(model_args.config_overrides)
+        return OpenBertConfig.from_dict(config.to_dict())
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"--config_overrides {model_args.config_overrides!r}: {error} (format: "
+                         "'key=value,key=value' with keys of OpenBertConfig)") from error
+
+
 def build_model(model_args: PretrainingModelArguments, tokenizer: PreTrainedTokenizerBase) -> OpenBertForPreTraining:
     """A fresh preset model sized to the tokenizer, or the checkpoint (its heads created when missing)."""
-    if model_args.model_name_or_path:
-        config = OpenBertConfig.from_pretrained(model_args.model_name_or_path)
-    else:
-        config = OpenBertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                                **preset_config(model_args.model_size))
-    if model_args.config_overrides:
-        try:
-            config.update_from_string(model_args.config_overrides)
-        except ValueError as error:
-            raise ValueError(f"--config_overrides {model_args.config_overrides!r}: {error} (format: "
-                             "'key=value,key=value' with keys of OpenBertConfig)") from error
+    config = model_config(model_args, len(tokenizer), tokenizer.pad_token_id)
     # The MLM head projects only the masked positions onto the vocabulary: most of the head's work and memory in
     # pretraining are saved, and the evaluation metrics take either shape. (Checkpoints are saved without it:
     # PreTrainingTrainer._save.)
@@ -122,21 +140,6 @@ def build_model(model_args: PretrainingModelArguments, tokenizer: PreTrainedToke
                     len(tokenizer))
         model.resize_token_embeddings(len(tokenizer))
     return model
-
-
-def resume_dir(args: TrainingArguments) -> str | None:
-    """The checkpoint folder to resume from: a path, or 'last'/'true' for OUTPUT_DIR's latest one."""
-    wanted = args.resume_from_checkpoint
-    if wanted is None:
-        return None
-    if str(wanted).lower() in ("last", "true"):
-        last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
-        if last is None:
-            raise ValueError(f"--resume_from_checkpoint {wanted}: no checkpoint-N folder in {args.output_dir}.")
-        return last
-    if not Path(wanted).is_dir():
-        raise FileNotFoundError(f"--resume_from_checkpoint {wanted}: no such checkpoint folder.")
-    return str(wanted)
 
 
 class PretrainingJob(TrainingJob):
@@ -155,6 +158,12 @@ class PretrainingJob(TrainingJob):
             raise ValueError("--streaming has no length to count epochs by: pass --max_steps.")
         if self.model_args.model_name_or_path is None and self.model_args.model_size not in SIZE_PRESETS:
             raise ValueError(f"--model_size {self.model_args.model_size!r}: choose one of {list(SIZE_PRESETS)}.")
+        check_model_source("--tokenizer_name", self.model_args.tokenizer_name)
+        # The config as the run will build it (the trained tokenizer's size stands in for the vocabulary): invalid
+        # overrides and a sequence length beyond the positions fail before a tokenizer is trained or data read.
+        config = model_config(self.model_args, self.tokenizer_args.vocab_size, pad_token_id=0)
+        check_sequence_length("--max_seq_length", self.data_args.max_seq_length, config,
+                              self.model_args.model_name_or_path or f"the {self.model_args.model_size} model")
         launched = int(os.environ.get("WORLD_SIZE", "1"))
         if launched > 1 and args.world_size != launched:
             # Each process would train alone on all the data and write the same output dir.
@@ -166,9 +175,9 @@ class PretrainingJob(TrainingJob):
         # traversal per step.
         return {"ddp_find_unused_parameters": False} if args.ddp_find_unused_parameters is None else {}
 
-    def load_tokenizer(self, documents: Any, args: TrainingArguments, resume: str | None) -> PreTrainedTokenizerBase:
+    def load_tokenizer(self, documents: Any, args: TrainingArguments) -> PreTrainedTokenizerBase:
         """The checkpoint's, the named, or a freshly trained tokenizer (trained once, by the main process)."""
-        source = resume or self.model_args.tokenizer_name or self.model_args.model_name_or_path
+        source = args.resume_from_checkpoint or self.model_args.tokenizer_name or self.model_args.model_name_or_path
         if source:
             return AutoTokenizer.from_pretrained(source)
         tokenizer_dir = Path(args.output_dir) / TOKENIZER_SUBDIR
@@ -215,15 +224,12 @@ class PretrainingJob(TrainingJob):
         return mask_dataset(random_subset(pairs, self.data_args.max_eval_samples, seed), collator, seed=seed)
 
     def prepare(self, args: TrainingArguments, callbacks: Sequence[TrainerCallback]) -> Prepared:
-        resume = resume_dir(args) if args.do_train else None
         with args.main_process_first(desc="reading the corpus"):
             train_documents, eval_documents = load_corpora(self.data_args, args.do_eval)
-        tokenizer = self.load_tokenizer(train_documents, args, resume)
+        tokenizer = self.load_tokenizer(train_documents, args)
         model = build_model(self.model_args, tokenizer)
         tokenizer.model_max_length = model.config.max_position_embeddings  # saved with every checkpoint
-        if self.data_args.max_seq_length > model.config.max_position_embeddings:
-            raise ValueError(f"--max_seq_length {self.data_args.max_seq_length} exceeds the model's "
-                             f"max_position_embeddings={model.config.max_position_embeddings}.")
+        check_sequence_length("--max_seq_length", self.data_args.max_seq_length, model.config, "the model")
         data = self.data_args
         collator = DataCollatorForPreTraining(
             tokenizer, mlm_probability=data.mlm_probability, mask_replace_prob=data.mask_replace_prob,
@@ -243,7 +249,7 @@ class PretrainingJob(TrainingJob):
         counts = {"eval_samples": len(eval_dataset)} if eval_dataset is not None else {}
         if train_dataset is not None and not data.streaming:
             counts["train_samples"] = len(train_dataset)
-        return Prepared(trainer, counts, resume_from_checkpoint=resume)
+        return Prepared(trainer, counts)
 
     def card_facts(self) -> CardFacts:
         data = self.data_args

@@ -4,10 +4,11 @@ with the default (full-shape) masked-LM logits although it trains with sparse on
 from __future__ import annotations
 
 import torch
-from transformers import Trainer
+
+from ..run_trainer import RunTrainer
 
 
-class PreTrainingTrainer(Trainer):
+class PreTrainingTrainer(RunTrainer):
     """A Trainer that also logs the MLM and NSP parts of the training loss (`mlm_loss`, `nsp_loss`)."""
 
     def __init__(self, *args, **kwargs):

@@ -39,6 +39,11 @@ def _flatten_article(article: dict, source: str) -> Iterator[dict]:
             if "answers" not in qa:
                 raise ValueError(f"{source}: question {qa.get('id')!r} has no 'answers' field")
             answers = [] if qa.get("is_impossible", False) else qa["answers"]
+            for answer in answers:
+                missing = [key for key in ("text", "answer_start") if not isinstance(answer, dict) or key not in answer]
+                if missing:
+                    raise ValueError(f"{source}: an answer of question {qa.get('id')!r} lacks {' and '.join(missing)}; "
+                                     'SQuAD answers are {"text": ..., "answer_start": ...}')
             yield {
                 "id": qa.get("id"), "title": article.get("title", ""), "context": paragraph.get("context"),
                 "question": qa.get("question"),
@@ -56,6 +61,28 @@ def read_qa_files(files: str | Sequence[str]) -> list[dict]:
             for flat in (_flatten_article(record, str(path)) if "paragraphs" in record else [record])]
 
 
+def _check_record(record: dict, index: int, source: str) -> None:
+    """Raise naming the record when a field is missing or `answers` is not `{"text": [...], "answer_start": [...]}`."""
+    missing = [name for name in REQUIRED_FIELDS if record.get(name) is None]
+    if missing:
+        raise ValueError(f"{source}: record {index} (id {record.get('id')!r}) lacks the field(s) "
+                         f"{', '.join(missing)}; QA records need {', '.join(REQUIRED_FIELDS)}")
+    answers = record["answers"]
+    if not isinstance(answers, dict) or not {"text", "answer_start"} <= answers.keys():
+        raise ValueError(f"{source}: record {index} (id {record.get('id')!r}) has answers {answers!r}; QA answers are "
+                         '{"text": [str, ...], "answer_start": [int, ...]}')
+
+
+def _check_unique_ids(ids: Sequence[str], source: str) -> None:
+    """Predictions are matched to questions by id: two questions with one id would score one of them twice."""
+    seen: dict[str, int] = {}
+    for index, question_id in enumerate(ids):
+        if question_id in seen:
+            raise ValueError(f"{source}: records {seen[question_id]} and {index} share the id {question_id!r}; "
+                             "evaluation matches answers to questions by id, so give every question its own id")
+        seen[question_id] = index
+
+
 def _answers_align(record: dict) -> bool:
     context, answers = record["context"], record["answers"]
     if len(answers["text"]) != len(answers["answer_start"]):
@@ -65,7 +92,8 @@ def _answers_align(record: dict) -> bool:
 
 
 def validate_qa_examples(
-    records: Iterable[dict], source: str, version_2_with_negative: bool, require_answers: bool = True
+    records: Iterable[dict], source: str, version_2_with_negative: bool, require_answers: bool = True,
+    unique_ids: bool = False,
 ) -> QAExamples:
     """Check flat records, drop the unusable ones with a warning, and build the dataset.
 
@@ -73,16 +101,15 @@ def validate_qa_examples(
     `answer_start` is dropped and counted, as is an unanswerable one when `version_2_with_negative` is off
     (SQuAD v1.1 has nothing to train on or score it against). An empty result raises.
     `require_answers=False` is for data to predict: `answers` may be absent and no question is dropped
-    for having none.
+    for having none. `unique_ids` (evaluation and prediction, which match answers to questions by id) raises
+    for two records with one id.
     """
-    kept, misaligned, unanswerable = [], 0, 0
+    kept, ids, misaligned, unanswerable = [], [], 0, 0
     for index, record in enumerate(records):
         if not require_answers and record.get("answers") is None:
             record = {**record, "answers": {"text": [], "answer_start": []}}
-        missing = [name for name in REQUIRED_FIELDS if record.get(name) is None]
-        if missing:
-            raise ValueError(f"{source}: record {index} (id {record.get('id')!r}) lacks the field(s) "
-                             f"{', '.join(missing)}; QA records need {', '.join(REQUIRED_FIELDS)}")
+        _check_record(record, index, source)
+        ids.append(str(record["id"]))
         if not _answers_align(record):
             misaligned += 1
             continue
@@ -99,6 +126,8 @@ def validate_qa_examples(
     if unanswerable:
         logger.warning("%s: skipped %d unanswerable question(s); pass --version_2_with_negative to use them",
                        source, unanswerable)
+    if unique_ids:
+        _check_unique_ids(ids, source)
     if not kept:
         raise ValueError(f"{source}: no usable question-answer examples (empty split, or all "
                          f"{misaligned + unanswerable} skipped)")

@@ -22,13 +22,14 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainingArguments
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PredictionOutput
 
 from openbert.modeling import OpenBertForQuestionAnswering
 
 from ..finetuning import RENAMED_OPTIONS, SPLIT_PREFIXES, FineTuningJob, ModelArguments
 from ..job import Prepared, run_command, run_job
+from ..output_dir import OpenBertTrainingArguments
 from .arguments import QADataArguments
 from .data import QAExamples, read_qa_files, validate_qa_examples
 from .pipeline import save_with_qa_pipeline
@@ -36,7 +37,7 @@ from .processing import MODEL_INPUT_COLUMNS, prepare_eval_features, prepare_trai
 from .trainer import QAScorer, QuestionAnsweringTrainer
 
 COMMAND = "finetune qa"
-ARGUMENTS = (ModelArguments, QADataArguments, TrainingArguments)
+ARGUMENTS = (ModelArguments, QADataArguments, OpenBertTrainingArguments)
 
 
 class QuestionAnsweringJob(FineTuningJob):
@@ -55,7 +56,7 @@ class QuestionAnsweringJob(FineTuningJob):
         """A split's validated questions, cut to its sample limit; test data need no answers."""
         records, source = self.load_split(split)
         loaded = validate_qa_examples(records, source, self.data_args.version_2_with_negative,
-                                      require_answers=split != "test")
+                                      require_answers=split != "test", unique_ids=split != "train")
         return QAExamples(self.limit(split, loaded.dataset), loaded.skipped_misaligned, loaded.skipped_unanswerable)
 
     def windows(self, split: str, examples: Any, tokenizer: PreTrainedTokenizerBase) -> Any:
@@ -95,13 +96,14 @@ class QuestionAnsweringJob(FineTuningJob):
         )
         return Prepared(trainer, counts, predict_dataset=model_inputs.get("test"))
 
-    def save(self, trainer: Trainer) -> None:
+    def save(self, trainer: QuestionAnsweringTrainer) -> None:
         trainer.save_model()
         if trainer.is_world_process_zero():
             # With the question-answering pipeline's code: pipelines load the output directory alone.
             save_with_qa_pipeline(trainer.model, trainer.processing_class, trainer.args.output_dir)
 
-    def write_predictions(self, trainer: Trainer, prefix: str, output: PredictionOutput | None) -> None:
+    def write_predictions(self, trainer: QuestionAnsweringTrainer, prefix: str,
+                          output: PredictionOutput | None) -> None:
         write_qa_predictions(trainer.qa_predictions[prefix], trainer.args.output_dir, prefix=prefix)
 
     def title(self) -> str:

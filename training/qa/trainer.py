@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import datasets
 import numpy as np
 from torch.utils.data import DataLoader
-from transformers import Trainer
 from transformers.trainer_utils import EvalLoopOutput
 
 from ..metrics import load_metric
+from ..run_trainer import RunTrainer
 from .processing import QAPredictions, postprocess_qa_predictions
 
 
@@ -56,7 +56,7 @@ class QAScorer:
         return result, self.metric.compute(predictions=predictions, references=references)
 
 
-class QuestionAnsweringTrainer(Trainer):
+class QuestionAnsweringTrainer(RunTrainer):
     """`Trainer` whose evaluate/predict report answer scores for the prefixes in `qa_scorers`.
 
     The latest answers per prefix are kept in `qa_predictions` (for writing prediction files).
