@@ -72,10 +72,12 @@ class OpenBertTrainingArguments(TrainingArguments):
 
 
 def trainer_copy(args: TrainingArguments, **changes: Any) -> TrainingArguments:
-    """A plain `TrainingArguments` with `args`' values and `changes` (`args` is not changed). Plain, because the
-    Trainer pickles its arguments into every checkpoint (training_args.bin), which then loads without openbert."""
-    values = {f.name: getattr(args, f.name) for f in fields(TrainingArguments) if f.init}
-    return TrainingArguments(**{**values, **changes})
+    """A plain copy of `args` with `changes` (`args` is not changed): an instance of the transformers class it
+    extends (`TrainingArguments`, `Seq2SeqTrainingArguments`), because the Trainer pickles its arguments into
+    every checkpoint (training_args.bin), which then loads without openbert."""
+    plain = next(cls for cls in type(args).__mro__ if cls.__module__.startswith("transformers."))
+    values = {f.name: getattr(args, f.name) for f in fields(plain) if f.init}
+    return plain(**{**values, **changes})
 
 
 def overwrites(args: TrainingArguments) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,13 +45,26 @@ from openbert.tokenization.data_files import load_records
 
 from ..finetuning import RENAMED_OPTIONS, SPLIT_PREFIXES, FineTuningJob, without_load_report
 from ..job import Prepared, run_command, run_job
+from ..output_dir import OpenBertTrainingArguments
 from ..qa.data import read_qa_files
+from ..run_trainer import RunTrainer
 from .arguments import Seq2SeqDataArguments, Seq2SeqModelArguments
 from .data import column_pairs, encode_pair, hold_out, question_generation_pairs, translation_pairs
 from .generation import build_compute_metrics, configure_generation, decode, load_seq2seq_model
 
 COMMAND = "finetune seq2seq"
-ARGUMENTS = (Seq2SeqModelArguments, Seq2SeqDataArguments, Seq2SeqTrainingArguments)
+
+
+@dataclass
+class OpenBertSeq2SeqTrainingArguments(Seq2SeqTrainingArguments, OpenBertTrainingArguments):
+    """transformers' `Seq2SeqTrainingArguments` with openbert's `--overwrite_output_dir`."""
+
+
+class Seq2SeqRunTrainer(RunTrainer, Seq2SeqTrainer):
+    """transformers' `Seq2SeqTrainer` (generation in evaluation) that stops diverging runs (`RunTrainer`)."""
+
+
+ARGUMENTS = (Seq2SeqModelArguments, Seq2SeqDataArguments, OpenBertSeq2SeqTrainingArguments)
 TITLES = {"columns": "sequence-to-sequence generation", "question_generation": "question generation",
           "translation": "translation"}
 
@@ -125,7 +139,7 @@ class Seq2SeqJob(FineTuningJob):
             model, tokenizer,
             max_length=args.generation_max_length or data.max_target_length,
             num_beams=args.generation_num_beams or 1, no_repeat_ngram_size=data.no_repeat_ngram_size)
-        trainer = Seq2SeqTrainer(
+        trainer = Seq2SeqRunTrainer(
             model=model, args=args, train_dataset=inputs.get("train"), eval_dataset=inputs.get("validation"),
             processing_class=tokenizer, data_collator=self.collator_for(tokenizer, model),
             compute_metrics=build_compute_metrics(tokenizer), callbacks=self.callbacks(callbacks))
