@@ -68,12 +68,15 @@ _templates = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
+# A phrase that starts a sentence: "the `train` split of ..." -> "The `train` split of ...".
+_templates.filters["capitalize_first"] = lambda text: text[:1].upper() + text[1:]
 
 
 def write_model_card(
     output_dir: str | Path, *, kind: Literal["pretrained", "finetuned"], task: str, metrics: Mapping[str, Any],
-    hyperparameters: Mapping[str, Any], train_runtime_s: float, datasets: Sequence[str], base_model: str | None = None,
-    train_steps: int | None = None, dataset_config: str | None = None, eval_split: str = "validation",
+    hyperparameters: Mapping[str, Any], train_runtime_s: float, train_data: str, eval_data: str,
+    hub_datasets: Sequence[str] = (), base_model: str | None = None, base_model_text: str | None = None,
+    train_steps: int | None = None, train_epochs: float | None = None, dataset_config: str | None = None,
     language: str | list[str] = "en", license: str = "apache-2.0", model_name: str | None = None,
     repo_id: str | None = None, hardware: str | None = None,
 ) -> Path:
@@ -89,40 +92,44 @@ def write_model_card(
             They become the card's `model-index` and its results table, unrounded in the metadata.
         hyperparameters: name -> value, shown as given.
         train_runtime_s: training wall time in seconds (the Trainer's `train_runtime`).
-        datasets: Hub ids of the training data sets; the first one is the evaluation data set.
-        base_model: the model that was fine-tuned (required when kind="finetuned"): a Hub repo id (linked, and
-            in the metadata), or a local checkpoint folder (named in the text only).
-        train_steps: optimisation steps taken (left out of the card when None).
-        dataset_config: the data set configuration evaluated (e.g. "sst2" for GLUE).
-        eval_split: the split the metrics were measured on.
+        train_data: what the model was trained on, as a Markdown phrase ("the `train` split of `nyu-mll/glue`").
+        eval_data: what the metrics were measured on, likewise.
+        hub_datasets: the Hub data sets among the above, for the metadata (the evaluation's first); local files
+            stay out of it.
+        base_model: the Hub id of the model fine-tuned or further pretrained (linked, and in the metadata).
+        base_model_text: instead, a description of a starting point that is not on the Hub ("the local
+            checkpoint `outputs/pretrain`", "random initialisation"). A fine-tuned model needs one of the two.
+        train_steps, train_epochs: optimisation steps and epochs the training ran (left out when None).
+        dataset_config: the Hub data set's configuration evaluated (e.g. "sst2" for GLUE).
         model_name: the card's title and `model-index` name; default: the output directory's name.
         repo_id: the repo the checkpoint will live in, for the usage snippets; default: `REPO_ID_PLACEHOLDER`,
             which `openbert push` replaces with the real repo id in the copy it uploads.
         hardware: what the run trained on; default: `hardware_description()` of this process.
     """
-    hub_base_model = _checked_base_model(kind, task, base_model, repo_id, datasets, hyperparameters)
+    _check_card_arguments(kind, task, base_model, base_model_text, repo_id, hyperparameters)
     output_dir = Path(output_dir)
     results = _eval_results(metrics)
     model_name = model_name or output_dir.resolve().name
+    evaluated_on = hub_datasets[0] if hub_datasets else eval_data.strip("`").split("`")[0]
     library = TASKS[task].library
     card_data = ModelCardData(
         language=language, license=license, library_name=library,
         tags=[*CARD_TAGS, *([library] if library != "transformers" else []), task], pipeline_tag=task,
-        datasets=list(datasets), base_model=hub_base_model, model_name=model_name,
+        datasets=list(hub_datasets) or None, base_model=base_model, model_name=model_name,
         metrics=[name for name in results if name != "loss"] or None, eval_results=[
-            EvalResult(task_type=task, task_name=TASKS[task].title, dataset_type=datasets[0], dataset_name=datasets[0],
-                       dataset_config=dataset_config, dataset_split=eval_split, metric_type=name, metric_name=name,
+            EvalResult(task_type=task, task_name=TASKS[task].title, dataset_type=evaluated_on,
+                       dataset_name=evaluated_on, dataset_config=dataset_config, metric_type=name, metric_name=name,
                        metric_value=value)
             for name, value in results.items()
         ],
     )
     text = _templates.get_template(f"{kind}.md").render(
         card_data=card_data.to_yaml(), model_name=model_name, repo_id=repo_id or REPO_ID_PLACEHOLDER,
-        base_model_link=(f"[{hub_base_model}](https://huggingface.co/{hub_base_model})" if hub_base_model
-                         else f"the local checkpoint `{Path(base_model).name}`" if base_model else None),
-        datasets=list(datasets), dataset_config=dataset_config, eval_split=eval_split,
+        base_model_link=f"[{base_model}](https://huggingface.co/{base_model})" if base_model else base_model_text,
+        train_data=train_data, eval_data=eval_data,
         hyperparameters=[(name, _format(value)) for name, value in hyperparameters.items()],
         train_steps=f"{train_steps:,}" if train_steps is not None else None,
+        train_epochs=f"{train_epochs:.3g}" if train_epochs is not None else None,
         train_runtime=_format_duration(train_runtime_s), hardware=hardware or hardware_description(),
         results=[(name, _format(value)) for name, value in results.items()],
         language=language if isinstance(language, str) else ", ".join(language), **_checkpoint_values(task, output_dir),
@@ -133,27 +140,22 @@ def write_model_card(
     return path
 
 
-def _checked_base_model(kind: str, task: str, base_model: str | None, repo_id: str | None, datasets: Sequence[str],
-                        hyperparameters: Any) -> str | None:
-    """Raise for arguments a card cannot be made of; return `base_model` when it is a Hub id (a local folder is
-    named in the text only, not in the metadata)."""
+def _check_card_arguments(kind: str, task: str, base_model: str | None, base_model_text: str | None,
+                          repo_id: str | None, hyperparameters: Any) -> None:
+    """Raise for arguments a card cannot be made of."""
     if kind not in ("pretrained", "finetuned"):
         raise ValueError(f"kind must be 'pretrained' or 'finetuned', got {kind!r}")
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
-    if kind == "finetuned" and not base_model:
-        raise ValueError("a fine-tuned model's card needs base_model: the Hub repo id or local folder of the "
-                         "model fine-tuned")
-    hub_base_model = base_model if base_model and not Path(base_model).exists() else None
-    if hub_base_model is not None:
-        _check_repo_id(hub_base_model, "base_model")
+    if kind == "finetuned" and not (base_model or base_model_text):
+        raise ValueError("a fine-tuned model's card needs base_model (a Hub id) or base_model_text (a description "
+                         "of the local model fine-tuned)")
+    if base_model is not None:
+        _check_repo_id(base_model, "base_model")
     if repo_id is not None:
         _check_repo_id(repo_id, "repo_id")
-    if isinstance(datasets, str) or not datasets:
-        raise ValueError("datasets must be a non-empty list of Hub data set ids, e.g. ['nyu-mll/glue']")
     if not isinstance(hyperparameters, Mapping):
         raise TypeError(f"hyperparameters must be a mapping of name -> value, got {type(hyperparameters).__name__}")
-    return hub_base_model
 
 
 def _checkpoint_values(task: str, output_dir: Path) -> dict[str, Any]:

@@ -223,3 +223,44 @@ def test_every_option_has_help():
     for dataclass_type in (ModelArguments, ClassificationDataArguments):
         for option in fields(dataclass_type):
             assert len(option.metadata.get("help", "")) > 20, f"--{option.name} has no help text"
+
+
+def test_defaults_bound_checkpoints_and_stay_out_of_the_working_directory(tmp_path, tiny, monkeypatch, recwarn):
+    """Without --output_dir or save options: outputs/finetune-classification, a checkpoint per epoch, at most two
+    kept; no pin_memory warning on a CPU."""
+    monkeypatch.chdir(tmp_path)
+    data = write_csv(tmp_path / "data.csv", sentiment_rows())
+    main(["--model_name_or_path", tiny, "--train_files", data, "--validation_files", data, "--text_column", "review",
+          "--label_column", "sentiment", "--do_train", "--do_eval", "--num_train_epochs", "3",
+          "--per_device_train_batch_size", "8", "--report_to", "none", "--use_cpu"],
+         command="finetune classification")
+    out = tmp_path / "outputs" / "finetune-classification"
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]  # 2 steps/epoch
+    assert (out / "model.safetensors").is_file() and not (tmp_path / "trainer_output").exists()
+    assert not [w for w in recwarn if "pin_memory" in str(w.message)]
+
+
+def test_loading_a_pretraining_checkpoint_is_quiet_and_missing_encoder_weights_are_named(tmp_path, minilm_dir,
+                                                                                        caplog):
+    """A new task head and unused pretraining heads are what fine-tuning expects: no loading report. Encoder
+    weights the checkpoint lacks are warned about by name."""
+    from safetensors.torch import load_file, save_file
+
+    from openbert import OpenBertConfig, OpenBertForPreTraining
+    from openbert.training.classification.job import ClassificationJob
+
+    OpenBertForPreTraining(OpenBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                          intermediate_size=64)).save_pretrained(tmp_path)
+    job = ClassificationJob(ModelArguments(str(tmp_path)), ClassificationDataArguments())
+    with caplog.at_level("INFO"):
+        job.load_pretrained(num_labels=2)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+    assert "new OpenBertForSequenceClassification head: classifier.bias, classifier.weight" in caplog.text
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["bert.pooler.dense.weight"]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        job.load_pretrained(num_labels=2)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "1 encoder parameters" in warnings[0] and "bert.pooler.dense.weight" in warnings[0]

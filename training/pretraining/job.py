@@ -20,6 +20,7 @@ load it; plus `train_results.json`, `eval_results.json`, `all_results.json`, `tr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -35,7 +36,7 @@ from openbert.tokenization import train_tokenizer
 from openbert.tokenization.data_files import load_documents
 from openbert.tokenization.train import TokenizerArguments
 
-from ..hub.card import CardFacts, data_sources
+from ..hub.card import CardFacts, DataFacts, describe_base_model
 from ..job import Prepared, TrainingJob, run_command, run_job
 from .arguments import SIZE_PRESETS, PretrainingDataArguments, PretrainingModelArguments, preset_config
 from .collator import DataCollatorForPreTraining, MaskingEpochCallback, mask_dataset
@@ -246,18 +247,21 @@ class PretrainingJob(TrainingJob):
 
     def card_facts(self) -> CardFacts:
         data = self.data_args
-        sources = data_sources(data.dataset_name, data.train_files or [])
+        hub = {"dataset_name": data.dataset_name, "dataset_config": data.dataset_config_name}
+        train = DataFacts(**hub, split=data.train_split) if data.dataset_name else DataFacts(files=data.train_files)
         if data.validation_files:
-            sources, eval_split = data_sources(None, data.validation_files) + sources, "held-out"
+            evaluated = DataFacts(files=data.validation_files)
         elif data.dataset_name and data.validation_split:
-            eval_split = data.validation_split
+            evaluated = DataFacts(**hub, split=data.validation_split)
         else:
-            eval_split = f"last {data.validation_split_percentage:g}% of documents"
-        return CardFacts(list(dict.fromkeys(sources)), base_model=self.model_args.model_name_or_path,
-                         dataset_config=data.dataset_config_name, eval_split=eval_split)
+            held_out = f"its last {data.validation_split_percentage:g}% of documents, held out from training"
+            evaluated = dataclasses.replace(train, note=held_out)
+        return CardFacts(train, evaluated, describe_base_model(self.model_args.model_name_or_path))
 
     def title(self) -> str:
-        return f"MLM + NSP pretraining: {self.model_args.model_name_or_path or self.model_args.model_size}"
+        start = self.model_args.model_name_or_path
+        return f"MLM + NSP pretraining, from {Path(start).name}" if start else \
+            f"MLM + NSP pretraining, {self.model_args.model_size} from scratch"
 
 
 def run_pretraining(model_args: PretrainingModelArguments, tokenizer_args: TokenizerArguments,
@@ -270,5 +274,6 @@ def run_pretraining(model_args: PretrainingModelArguments, tokenizer_args: Token
 def main(argv: Sequence[str] | None = None, command: str = COMMAND,
          callbacks: Sequence[TrainerCallback] = ()) -> dict[str, float]:
     """Parse the command line (or one JSON/YAML config file) and run; `callbacks` go to the Trainer."""
+    # Checkpoints every 500 steps (transformers' default) rather than per epoch: a long run must be resumable.
     return run_command(command, ARGUMENTS, run_pretraining, argv, renamed=RENAMED_OPTIONS, description=__doc__,
-                       callbacks=callbacks)
+                       callbacks=callbacks, defaults={"save_strategy": "steps"})

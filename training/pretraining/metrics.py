@@ -11,7 +11,9 @@ per-example output:
 * `(batch,)` predicted NSP class and `(batch,)` NSP negative log-likelihood.
 
 `compute_pretraining_metrics` turns those into `mlm_loss` (mean over masked tokens), `perplexity`
-(`exp(mlm_loss)`), `mlm_accuracy` (over masked tokens), `nsp_loss` and `nsp_accuracy`.
+(`exp(mlm_loss)`), `mlm_accuracy` (over masked tokens), `nsp_loss`, `nsp_accuracy`, and
+`nsp_majority_accuracy`: the accuracy of always answering the more frequent NSP label, the bar `nsp_accuracy`
+must clear to mean anything.
 """
 
 from __future__ import annotations
@@ -64,4 +66,5 @@ def compute_pretraining_metrics(prediction: EvalPrediction) -> dict[str, float]:
         "mlm_accuracy": float(np.mean(predicted[masked] == mlm_labels[masked])),
         "nsp_loss": float(np.mean(nsp_nll, dtype=np.float64)),
         "nsp_accuracy": float(np.mean(nsp_predicted == nsp_labels.reshape(-1))),
+        "nsp_majority_accuracy": max(random_share := float(np.mean(nsp_labels)), 1 - random_share),
     }

@@ -88,7 +88,7 @@ class QuestionAnsweringJob(FineTuningJob):
                                        self.data_args.n_best_size, self.data_args.max_answer_length,
                                        self.data_args.null_score_diff_threshold, scored=split == "validation")
         trainer = QuestionAnsweringTrainer(
-            model=self.load_model(self.model_args.model_name_or_path), args=args,
+            model=self.load_pretrained(), args=args,
             train_dataset=model_inputs.get("train"), eval_dataset=model_inputs.get("validation"),
             processing_class=tokenizer, data_collator=self.collator(tokenizer), callbacks=self.callbacks(callbacks),
             qa_scorers=scorers,
@@ -105,7 +105,7 @@ class QuestionAnsweringJob(FineTuningJob):
         write_qa_predictions(trainer.qa_predictions[prefix], trainer.args.output_dir, prefix=prefix)
 
     def title(self) -> str:
-        return f"question answering: {self.model_args.model_name_or_path}"
+        return f"question answering, fine-tuned from {self.model_short_name()}"
 
 
 def run_qa(model_args: ModelArguments, data_args: QADataArguments, training_args: TrainingArguments,
