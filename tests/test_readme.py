@@ -58,6 +58,9 @@ RULES = [
                                                  "--per_device_train_batch_size", "8")),
     Rule(r"^openbert finetune qa ", ("--max_train_samples", "8", "--max_eval_samples", "8", "--max_seq_length",
                                      "96", "--doc_stride", "32", "--num_train_epochs", "1")),
+    Rule(r"^openbert finetune embeddings ", ("--max_train_samples", "16", "--max_eval_samples", "16",
+                                             "--per_device_train_batch_size", "8", "--num_train_epochs", "1")),
+    Rule(r"^openbert search (index|query) "),
     Rule(r"^openbert tokenizer train "),
     Rule(r"^openbert pretrain ", tuple(PRETRAIN_BUDGET)),
     Rule(r"^torchrun --nproc_per_node 8 ", needs_gpus=8),
@@ -77,10 +80,21 @@ def bash_commands() -> list[str]:
     return commands
 
 
+def markdown_sections() -> list[str]:
+    """README cut at its headings; a `# comment` inside a code block is no heading."""
+    sections, in_code = [[]], False
+    for line in README.splitlines(keepends=True):
+        in_code ^= line.startswith("```")
+        if not in_code and re.match(r"#+ ", line):
+            sections.append([])
+        sections[-1].append(line)
+    return ["".join(lines) for lines in sections if lines]
+
+
 def python_programs() -> list[tuple[str, str]]:
     """(section heading, the section's python blocks joined) in README order."""
     programs: dict[str, str] = {}
-    for section in re.split(r"\n(?=#+ )", README):
+    for section in markdown_sections():
         heading = section.splitlines()[0].lstrip("# ")
         blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
         if blocks:
@@ -125,6 +139,30 @@ def write_data(root: Path, minilm_dir: Path) -> None:
     with gzip.open(root / "more.txt.gz", "wt") as handle:
         handle.write("\n\n".join(documents[:20]) + "\n")
     (root / "docs.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in documents[:20]))
+    write_search_data(root)
+
+
+# The README's search example: scored sentence pairs in GLUE's STS-B layout, and a folder of documents.
+STS_PAIRS = [("A man is playing a guitar.", "A man plays the guitar.", 4.8),
+             ("A woman is slicing an onion.", "A man is driving a car.", 0.2),
+             ("Stocks fell sharply on Monday.", "Markets dropped at the start of the week.", 3.9),
+             ("A dog runs in the park.", "A cat sleeps on the sofa.", 0.8)]
+DOCUMENTS = {"password.txt": "To choose a new login secret, open Settings, then Account, and click 'Forgot it?'.",
+             "shipping.txt": "Parcels leave our warehouse within two working days and arrive in a week.",
+             "refunds.txt": "Returned items are refunded to the original card within ten days."}
+
+
+def write_search_data(root: Path) -> None:
+    sts = root / "glue_data/STS-B"
+    sts.mkdir(parents=True)
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    rows = [f"{i}\tmain-captions\tMSRvid\t2012test\t{i}\tnone\tnone\t{a}\t{b}\t{score}\n"
+            for i, (a, b, score) in enumerate(STS_PAIRS * 6)]
+    for name in ("train.tsv", "dev.tsv"):
+        (sts / name).write_text(header + "".join(rows))
+    (root / "docs").mkdir()
+    for name, text in DOCUMENTS.items():
+        (root / "docs" / name).write_text(text + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -167,10 +205,12 @@ def test_command(workspace, command):
     if command.startswith("source "):
         assert (BIN / "activate").is_file()  # what the README activates is the venv this suite runs in
         return
-    run(command + "".join(f" {option}" for option in rule.extra), root, env)
+    completed = run(command + "".join(f" {option}" for option in rule.extra), root, env)
     if command.startswith("openbert finetune classification"):
         output = root / re.search(r"--output_dir (\S+)", command).group(1)
         assert len(list(output.glob("checkpoint-*"))) <= 3
+    if command.startswith("openbert search query"):  # the paraphrased question finds its document first
+        assert "docs/password.txt" in completed.stdout.split("\n  1.")[1].splitlines()[0], completed.stdout
     if command.startswith("openbert push"):
         assert hub.repos, "the push reached no repository"
 

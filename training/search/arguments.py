@@ -15,6 +15,10 @@ class SearchModelArguments:
         "help": "The encoder to start from: a sentence-transformers checkpoint (its pooling, normalisation and "
                 "prompts are kept, e.g. all-MiniLM-L6-v2 converted with `openbert convert`), or any openbert or "
                 "BERT checkpoint (an encoder from `openbert pretrain`, a converted BERT)."})
+    base_model_name: str | None = field(default=None, metadata={
+        "help": "How the model card names the model fine-tuned, when --model_name_or_path does not say it: the Hub "
+                "id of a local copy (e.g. sentence-transformers/all-MiniLM-L6-v2) or a description. Default: the Hub "
+                "id, or the local path."})
     pooling: Literal["mean", "cls", "max"] = field(default="mean", metadata={
         "help": "How token vectors become one sentence vector, for a checkpoint that is not a sentence-transformers "
                 "model yet (embeddings only; a sentence-transformers checkpoint keeps its own)."})
