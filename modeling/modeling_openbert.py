@@ -50,7 +50,7 @@ from transformers.utils.generic import can_return_tuple, is_flash_attention_requ
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_openbert import OpenBertConfig, OpenBertEncoderDecoderConfig
-from .packed_tokens import TokenLayout, attend_packed, choose_layout, is_tracing, packed_attention_min_pairs
+from .packed_tokens import TokenLayout, attend_packed, choose_layout, is_tracing, packed_attention
 
 IGNORE_INDEX = -100  # label value that losses skip (transformers' convention); the one definition in openbert
 
@@ -631,11 +631,10 @@ class OpenBertModel(OpenBertPreTrainedModel):
         # The same reading of the flags as `capture_outputs`: an argument, else the config's default.
         records = any(kwargs.get(name, getattr(config, name, False)) for name in ("output_hidden_states",
                                                                                  "output_attentions"))
-        min_pairs = packed_attention_min_pairs(
-            config._attn_implementation, device, config.hidden_size, config.hidden_size // config.num_attention_heads
-        )
+        how = packed_attention(config._attn_implementation, device, config.hidden_size // config.num_attention_heads)
         return choose_layout(attention_mask, batch_size, seq_len, unpad=config.unpad_inputs,
-                             may_pack=not records and not is_tracing(), packed_attention_min_pairs=min_pairs)
+                             may_pack=not records and not is_tracing(), packed_attention=how,
+                             hidden_size=config.hidden_size)
 
 
 def _masked_lm(

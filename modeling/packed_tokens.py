@@ -2,9 +2,9 @@
 
 A `(batch, seq)` batch with padding is *packed* into `(num_tokens, hidden)`: the real tokens of sequence 0,
 then of sequence 1, ... The dense layers, which do almost all of the work, then never compute on padding.
-Attention either runs on the packed tokens too (`attend_packed`: one variable-length kernel call on GPUs,
-sequence by sequence on CPUs) or moves the projections back to the padded layout for one call of
-transformers' attention interface.
+Attention either runs on the packed tokens too (`attend_packed`: one variable-length kernel call on GPUs; on
+CPUs, one SDPA call per group of sequences of similar length, `LengthGroups`) or moves the projections back to
+the padded layout for one call of transformers' attention interface.
 
 `choose_layout` decides per batch. It keeps the padded `(batch, seq, hidden)` layout of transformers' BERT
 whenever packing cannot pay or is not allowed:
@@ -28,12 +28,13 @@ import torch
 from torch.nn import functional as F
 from transformers.utils.generic import is_flash_attention_requested
 
-# CPU attention runs sequence by sequence when the query-key pairs that the padded layout would compute
-# for padding, per sequence, times the hidden size, reach this. Below it, one call per sequence (forward and
-# backward) costs more than it saves. Measured on 2 cores, MiniLM-sized model (hidden 384), batch 32,
-# training step per-sequence vs padded: lengths 18-26 (~185 wasted pairs) 0.94x, 14-28 (~320) 0.99x,
-# 20-40 (~660) 1.02x, 10-40 (~900) 1.06x, 16-64 (~2,300) 1.08x, 32-128: 1.16x.
-PER_SEQUENCE_ATTENTION_MIN_WORK = 200_000
+# On CPUs, what one more attention call costs, in wasted work (query-key pairs x hidden size): a sequence joins
+# the group of longer sequences before it when padding it to the group's longest costs less than that, and
+# starts a group of its own otherwise (`group_by_length`). One group means the padded layout. Measured on 2 cores
+# (benchmarks/README.md, "CPU attention groups"): a per-sequence call cost about as much as 200,000 units of
+# wasted work (MiniLM-sized training step per-sequence vs padded, batch 32: lengths 18-26 0.94x, 10-40 1.06x,
+# 32-128 1.16x).
+ATTENTION_CALL_COST = 200_000
 
 
 def is_tracing() -> bool:
@@ -46,23 +47,24 @@ class TokenLayout:
 
     Padded (`indices is None`): activations are `(batch, seq, hidden)`, as in transformers' BERT, and
     `pack`/`unpack` return their input. Packed: activations are `(num_tokens, hidden)`, real tokens only;
-    `pack` gathers them and `unpack` scatters them back with zeros at padded positions. `lengths` and
-    `cu_seqlens` are set when attention runs on the packed tokens (`attend_packed`). `padding_mask` is set on a
-    padded layout whose output must still hold zeros at padded positions, as a packed run's does (`output`).
+    `pack` gathers them and `unpack` scatters them back with zeros at padded positions. Attention runs on the
+    packed tokens (`attend_packed`) when `cu_seqlens` (GPUs) or `groups` (CPUs) are set. `padding_mask` is set
+    on a padded layout whose output must still hold zeros at padded positions, as a packed run's does (`output`).
     """
 
     def __init__(self, batch_size: int, seq_len: int, indices: torch.Tensor | None = None,
-                 lengths: list[int] | None = None, cu_seqlens: torch.Tensor | None = None,
+                 cu_seqlens: torch.Tensor | None = None, max_len: int = 0, groups: LengthGroups | None = None,
                  padding_mask: torch.Tensor | None = None):
         self.batch_size, self.seq_len = batch_size, seq_len
         self.indices = indices  # flat positions of the real tokens, (num_tokens,)
-        self.lengths = lengths  # real tokens per sequence
         self.cu_seqlens = cu_seqlens  # (batch + 1,) int32 offsets of each sequence's first token: varlen kernels' form
+        self.max_len = max_len  # the longest sequence's real tokens, with cu_seqlens
+        self.groups = groups
         self.padding_mask = padding_mask  # (batch, seq), 1 for real tokens
 
     @property
     def attends_packed(self) -> bool:
-        return self.lengths is not None
+        return self.cu_seqlens is not None or self.groups is not None
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """`(batch, seq, *rest)` -> the layout's form."""
@@ -86,13 +88,13 @@ class TokenLayout:
 
 
 def choose_layout(attention_mask: torch.Tensor | None, batch_size: int, seq_len: int, *, unpad: bool,
-                  may_pack: bool, packed_attention_min_pairs: float | None) -> TokenLayout:
+                  may_pack: bool, packed_attention: str | None, hidden_size: int) -> TokenLayout:
     """The layout for this batch: packed when `unpad` is on, `may_pack` and the mask has padding, else padded.
 
     `may_pack` is False when recording outputs or tracing: the padded layout then zeros padded positions of
-    its output instead (when `unpad` is on). `packed_attention_min_pairs`: attention runs on the packed tokens
-    when the padded layout would compute at least this many query-key pairs of padding per sequence (None:
-    never; see `packed_attention_min_pairs`). Packing costs one device sync (the real tokens per sequence).
+    its output instead (when `unpad` is on). `packed_attention` (see `packed_attention`): how attention runs on
+    the packed tokens, "varlen" or "groups" (when the lengths make more than one group; else on the padded
+    layout), or None: on the padded layout. Packing costs one device sync (the real tokens per sequence).
     """
     if not unpad or attention_mask is None:
         return TokenLayout(batch_size, seq_len)
@@ -104,50 +106,101 @@ def choose_layout(attention_mask: torch.Tensor | None, batch_size: int, seq_len:
     if num_tokens == batch_size * seq_len:
         return TokenLayout(batch_size, seq_len)
     indices = torch.nonzero_static(attention_mask.flatten(), size=num_tokens).squeeze(-1)
-    mean_square = sum(count * count for count in counts) / batch_size
-    if packed_attention_min_pairs is None or seq_len**2 - mean_square < packed_attention_min_pairs:
-        return TokenLayout(batch_size, seq_len, indices)
-    cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
-    return TokenLayout(batch_size, seq_len, indices, counts, cu_seqlens)
+    if packed_attention == "varlen":
+        cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+        return TokenLayout(batch_size, seq_len, indices, cu_seqlens=cu_seqlens, max_len=max(counts))
+    if packed_attention == "groups":
+        boundaries = group_by_length(counts, ATTENTION_CALL_COST / hidden_size)
+        if len(boundaries) > 1:
+            return TokenLayout(batch_size, seq_len, indices, groups=LengthGroups(lengths, boundaries))
+    return TokenLayout(batch_size, seq_len, indices)
 
 
-def packed_attention_min_pairs(attn_implementation: str, device: torch.device, hidden_size: int,
-                               head_dim: int) -> float | None:
-    """Wasted query-key pairs per sequence from which attention on packed tokens pays; None: never.
+def packed_attention(attn_implementation: str, device: torch.device, head_dim: int) -> str | None:
+    """How attention runs on packed tokens on this device: "varlen", "groups" or None (the padded layout).
 
-    GPUs (sdpa, or any flash attention: `flash_attention_2` and transformers' kernels of it): always, for the
-    head sizes flash attention takes as they are (tested on an H200); other head sizes keep the padded layout,
-    where the implementation runs as transformers runs it. CPUs (sdpa): when padding wastes enough work
-    (PER_SEQUENCE_ATTENTION_MIN_WORK). eager and flex attention always run on the padded layout through
-    transformers' attention interface.
+    GPUs (sdpa, or any flash attention: `flash_attention_2` and transformers' kernels of it): one variable-length
+    kernel call, for the head sizes flash attention takes as they are (tested on an H200); other head sizes keep
+    the padded layout, where the implementation runs as transformers runs it. CPUs (sdpa): one SDPA call per
+    group of similar lengths (`group_by_length`). eager and flex attention always run on the padded layout
+    through transformers' attention interface.
     """
     flash = is_flash_attention_requested(requested_attention_implementation=attn_implementation)
     if device.type == "cuda" and (attn_implementation == "sdpa" or flash):
-        return 0.0 if head_dim % 8 == 0 and head_dim <= 256 else None
+        return "varlen" if head_dim % 8 == 0 and head_dim <= 256 else None
     if device.type == "cpu" and attn_implementation == "sdpa":
-        return PER_SEQUENCE_ATTENTION_MIN_WORK / hidden_size
+        return "groups"
     return None
+
+
+def group_by_length(lengths: list[int], max_waste: float) -> list[list[int]]:
+    """The sequences (indices into `lengths`), longest first, cut into groups: a sequence joins the group before
+    it when padding it to that group's longest wastes fewer than `max_waste` query-key pairs, else it starts a
+    group. Sequences of equal length always share one (nothing is wasted)."""
+    order = sorted(range(len(lengths)), key=lambda index: -lengths[index])
+    groups = [[order[0]]]
+    for index in order[1:]:
+        longest = lengths[groups[-1][0]]
+        if longest**2 - lengths[index] ** 2 < max_waste or lengths[index] == longest:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
+class LengthGroups:
+    """Sequences of a packed batch regrouped for attention on a CPU: one padded `(size, longest)` block per group.
+
+    A CPU has no variable-length attention kernel; one SDPA call per sequence costs more in calls than it saves
+    on short ones, one padded call for the batch computes every padded pair. A few calls, each over sequences of
+    similar length, keep both costs small. Built once per forward pass, used by every layer.
+    """
+
+    def __init__(self, lengths: torch.Tensor, groups: list[list[int]]):
+        starts = F.pad(lengths.cumsum(0), (1, 0))[:-1]  # each sequence's first packed token
+        self.shapes, gathers, masks, block_rows = [], [], [], torch.empty_like(lengths)
+        offset = 0
+        for members in groups:
+            index = torch.tensor(members, device=lengths.device)
+            member_lengths, longest = lengths[index], int(lengths[members[0]])
+            positions = torch.arange(longest, device=lengths.device)
+            # Slots past a sequence's end repeat its last token: masked as keys, their outputs never read.
+            gathers.append((starts[index, None] + torch.minimum(positions, member_lengths[:, None] - 1)).flatten())
+            uneven = bool((member_lengths != longest).any())
+            masks.append((positions < member_lengths[:, None])[:, None, None, :] if uneven else None)
+            block_rows[index] = offset + torch.arange(len(members), device=lengths.device) * longest
+            self.shapes.append((len(members), longest))
+            offset += len(members) * longest
+        self.gather = torch.cat(gathers)  # (sum of size * longest,): packed token of every slot, group by group
+        self.key_masks = masks  # per group (size, 1, 1, longest) True for real keys, or None when all are full
+        # Row of the stacked blocks' output holding each packed token: sequence's first row + position.
+        token_sequence = torch.repeat_interleave(lengths)
+        self.rows = block_rows[token_sequence] + torch.arange(len(token_sequence), device=lengths.device) \
+            - starts[token_sequence]
 
 
 def attend_packed(qkv: torch.Tensor, layout: TokenLayout, dropout: float, scaling: float) -> torch.Tensor:
     """Attention of each sequence over its own real tokens, straight from the packed layout.
 
-    qkv: `(num_tokens, 3, heads, head_dim)`, the tokens of sequence 0, then sequence 1, ... (`layout.lengths`).
+    qkv: `(num_tokens, 3, heads, head_dim)`, the tokens of sequence 0, then sequence 1, ...
     Returns `(num_tokens, heads * head_dim)`, same order.
 
     Why: nothing is computed for padded keys or queries, and the two copies between the packed and the padded
-    layout disappear. GPUs do it in one variable-length kernel call; CPUs, which have none, in one unmasked SDPA
-    call per sequence (on GPUs such a Python loop would be launch-bound).
+    layout disappear. GPUs do it in one variable-length kernel call; CPUs, which have none, in one SDPA call per
+    group of similar lengths (`LengthGroups`; on GPUs such a Python loop would be launch-bound).
     """
-    if qkv.device.type == "cuda":
-        return varlen_attention_cuda(qkv, layout.cu_seqlens, max(layout.lengths), dropout, scaling)
+    if layout.cu_seqlens is not None:
+        return varlen_attention_cuda(qkv, layout.cu_seqlens, layout.max_len, dropout, scaling)
+    groups, heads, head_dim = layout.groups, qkv.shape[2], qkv.shape[3]
+    blocks = qkv.index_select(0, groups.gather).split([size * longest for size, longest in groups.shapes])
     outputs = []
-    for sequence in qkv.split(layout.lengths):
-        # Each (1, heads, length, head_dim): CPU's fused (flash) kernel takes 4-D inputs only.
-        query, key, value = sequence.permute(1, 2, 0, 3).unsqueeze(1).unbind(0)
-        context = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=scaling)
-        outputs.append(context[0].transpose(0, 1).flatten(1))
-    return torch.cat(outputs)
+    for block, (size, longest), key_mask in zip(blocks, groups.shapes, groups.key_masks, strict=True):
+        # (size, heads, longest, head_dim) each: CPU's fused (flash) kernel takes 4-D inputs.
+        query, key, value = block.view(size, longest, 3, heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        context = F.scaled_dot_product_attention(query, key, value, attn_mask=key_mask, dropout_p=dropout,
+                                                 scale=scaling)
+        outputs.append(context.transpose(1, 2).reshape(size * longest, heads * head_dim))
+    return torch.cat(outputs).index_select(0, groups.rows)
 
 
 @functools.lru_cache

@@ -197,3 +197,27 @@ def test_readme_command_is_valid(command, capsys):
     text = help_text(words, capsys)
     for flag in (a.split("=", 1)[0] for a in arguments if a.startswith("--")):
         assert re.search(rf"(^|[\s\[(,|]){re.escape(flag)}\b", text, flags=re.M), f"{flag} unknown to {words}"
+
+
+@pytest.mark.parametrize(("argv", "save_strategy"), [
+    ([], "epoch"),
+    (["--eval_strategy", "steps", "--eval_steps", "4", "--load_best_model_at_end"], "steps"),
+    (["--eval-strategy=epoch", "--load_best_model_at_end"], "epoch"),
+    (["--save_steps", "4"], "steps"),
+    (["--eval_strategy", "steps", "--save_strategy", "no"], "no"),
+])
+def test_checkpoint_defaults_follow_what_the_user_chose(argv, save_strategy, tmp_path):
+    # One checkpoint per epoch unless the user thinks in steps; an explicit --save_strategy always wins. Each
+    # combination must also pass TrainingArguments' own checks (--load_best_model_at_end needs matching saves).
+    from transformers import TrainingArguments
+
+    from openbert.tokenization.command_line import given_options
+    from openbert.training.job import command_defaults
+
+    defaults = command_defaults("finetune classification", given_options(argv))
+    (args,) = parse_command_line("finetune classification", [TrainingArguments], argv, defaults=defaults)
+    assert args.save_strategy == save_strategy and args.save_total_limit == 2
+    assert args.output_dir == str(Path("outputs/finetune-classification"))
+    config = tmp_path / "options.json"
+    config.write_text(json.dumps({"eval_strategy": "steps", "eval_steps": 4, "load_best_model_at_end": True}))
+    assert command_defaults("pretrain", given_options([str(config)]))["save_strategy"] == "steps"

@@ -171,8 +171,7 @@ def test_best_checkpoint_and_early_stopping(tmp_path, tiny):
     fast[fast.index("--learning_rate") + 1] = "1e-2"  # perfect accuracy within ~16 steps
     results = main(["--model_name_or_path", tiny, "--train_files", data, "--validation_files", data, "--do_train",
                     "--do_eval", "--max_steps", "80", "--eval_strategy", "steps", "--eval_steps", "4",
-                    "--save_strategy", "steps", "--save_steps", "4", "--load_best_model_at_end",
-                    "--metric_for_best_model", "accuracy",
+                    "--save_steps", "4", "--load_best_model_at_end", "--metric_for_best_model", "accuracy",
                     "--early_stopping_patience", "4", "--output_dir", str(out), *fast])
     state = json.loads((out / "trainer_state.json").read_text())
     evaluations = {entry["step"]: entry for entry in state["log_history"] if "eval_accuracy" in entry}

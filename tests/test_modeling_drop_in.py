@@ -90,7 +90,7 @@ def test_recorded_outputs_match_transformers(tmp_path, caplog, monkeypatch, impl
     """`output_hidden_states=True` and `output_attentions=True` give transformers' tuples: hidden states equal
     at every position; eager attentions equal, sdpa none (with transformers' warning), even where openbert would
     otherwise attend on packed tokens."""
-    monkeypatch.setattr(packed_tokens, "PER_SEQUENCE_ATTENTION_MIN_WORK", 0)
+    monkeypatch.setattr(packed_tokens, "ATTENTION_CALL_COST", 0)
     hf_model, ob_model = load_pair(tmp_path, transformers.BertModel, modeling.OpenBertModel, impl)
     inputs = make_inputs()
     outputs = {}
@@ -144,7 +144,7 @@ def test_hidden_states_in_tuple_outputs(tmp_path):
 def test_gradients_reach_every_hidden_state(tmp_path, monkeypatch, impl, per_sequence):
     """Every returned hidden state is the tensor the next layer reads: `torch.autograd.grad` through each gives
     transformers' gradient, and `retain_grad()` fills `.grad` (attribution and probing work)."""
-    monkeypatch.setattr(packed_tokens, "PER_SEQUENCE_ATTENTION_MIN_WORK", 0 if per_sequence else 1e12)
+    monkeypatch.setattr(packed_tokens, "ATTENTION_CALL_COST", 0 if per_sequence else 1e12)
     hf_model, ob_model = load_pair(tmp_path, transformers.BertModel, modeling.OpenBertModel, impl)
     inputs = make_inputs()
     grads = {}

@@ -273,15 +273,24 @@ def test_minilm_checkpoint_parity(minilm_dir):
         close(actual.pooler_output, expected.pooler_output)
 
 
-@pytest.mark.parametrize("per_sequence", [True, False])
-def test_sdpa_paths_match_transformers_on_any_mask(tmp_path, monkeypatch, per_sequence):
-    """On CPU, sdpa with padding attends sequence by sequence on packed tokens (when padding would waste
-    enough attention) or on the padded layout: both give transformers' outputs and gradients for left
-    padding, holes in the mask and a row with one real token."""
+def test_length_groups_join_while_padding_costs_less_than_a_call():
+    # Longest first: 9 and 9 share a group (no waste), 7 joins them (81 - 49 = 32 < 40), 5 does not (56): it
+    # starts a group that 1 joins (25 - 1 = 24).
+    assert packed_tokens.group_by_length([5, 9, 7, 9, 1], max_waste=40) == [[1, 3, 2], [0, 4]]
+    assert packed_tokens.group_by_length([5, 9, 7, 9, 1], max_waste=0) == [[1, 3], [2], [0], [4]]
+
+
+@pytest.mark.parametrize("groups", ["per length", "mixed", "one (padded layout)"])
+def test_sdpa_paths_match_transformers_on_any_mask(tmp_path, monkeypatch, groups):
+    """On CPU, sdpa with padding attends on packed tokens in groups of similar lengths (one group per length;
+    lengths 9 and 8 in one masked group, 1 alone) or on the padded layout (one group): each gives transformers'
+    outputs and gradients for left padding, holes in the mask and a row with one real token."""
     calls, attend = [], modeling_openbert.attend_packed
-    monkeypatch.setattr(packed_tokens, "PER_SEQUENCE_ATTENTION_MIN_WORK", 0 if per_sequence else 1e12)
-    monkeypatch.setattr(modeling_openbert, "attend_packed", lambda *args: calls.append(1) or attend(*args))
+    monkeypatch.setattr(modeling_openbert, "attend_packed",
+                        lambda *args: calls.append(args[1].groups.shapes) or attend(*args))
     hf_model, ob_model = load_pair(tmp_path, transformers.BertModel, modeling.OpenBertModel, "sdpa")
+    max_waste = {"per length": 0, "mixed": 50, "one (padded layout)": 1e12}[groups]  # 9² - 8² = 17, 9² - 1² = 80
+    monkeypatch.setattr(packed_tokens, "ATTENTION_CALL_COST", max_waste * ob_model.config.hidden_size)
     inputs = make_inputs()
     inputs["attention_mask"] = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1],
                                              [1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 0],
@@ -299,4 +308,5 @@ def test_sdpa_paths_match_transformers_on_any_mask(tmp_path, monkeypatch, per_se
     assert ours.keys() == theirs.keys() and len(ours) > 0
     for name, grad in ours.items():
         close(grad, theirs[name])
-    assert len(calls) == (TINY["num_hidden_layers"] if per_sequence else 0)
+    expected = {"per length": [[(1, 9), (1, 8), (1, 1)]], "mixed": [[(2, 9), (1, 1)]], "one (padded layout)": []}
+    assert calls == expected[groups] * TINY["num_hidden_layers"]

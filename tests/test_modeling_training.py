@@ -74,8 +74,8 @@ def test_dropout_is_active_in_training_only():
 ])
 def test_attention_dropout_is_active_in_training_only(monkeypatch, path):
     """Attention dropout alone (hidden dropout off) changes training outputs, on the padded layout and on the
-    packed tokens (CPU's per-sequence SDPA; CUDA's variable-length kernel, whose dropout is its own)."""
-    monkeypatch.setattr(packed_tokens, "PER_SEQUENCE_ATTENTION_MIN_WORK", 1e12 if path == "padded" else 0)
+    packed tokens (CPU's SDPA per group of lengths; CUDA's variable-length kernel, whose dropout is its own)."""
+    monkeypatch.setattr(packed_tokens, "ATTENTION_CALL_COST", 1e12 if path == "padded" else 0)
     packed_calls, attend = [], modeling_openbert.attend_packed
     monkeypatch.setattr(modeling_openbert, "attend_packed", lambda *args: packed_calls.append(1) or attend(*args))
     config = modeling.OpenBertConfig(**TINY, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.5)

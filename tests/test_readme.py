@@ -80,26 +80,21 @@ def bash_commands() -> list[str]:
     return commands
 
 
-def markdown_sections() -> list[str]:
-    """README cut at its headings; a `# comment` inside a code block is no heading."""
-    sections, in_code = [[]], False
-    for line in README.splitlines(keepends=True):
-        in_code ^= line.startswith("```")
-        if not in_code and re.match(r"#+ ", line):
-            sections.append([])
-        sections[-1].append(line)
-    return ["".join(lines) for lines in sections if lines]
-
-
 def python_programs() -> list[tuple[str, str]]:
     """(section heading, the section's python blocks joined) in README order."""
-    programs: dict[str, str] = {}
-    for section in markdown_sections():
-        heading = section.splitlines()[0].lstrip("# ")
-        blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
-        if blocks:
-            programs[heading] = "\n".join(blocks)
-    return list(programs.items())
+    programs: dict[str, list[str]] = {}
+    heading, block, in_block = "", [], False
+    for line in README.splitlines():
+        if line.startswith("```"):
+            if in_block and block is not None:
+                programs.setdefault(heading, []).append("\n".join(block))
+            in_block, block = not in_block, ([] if line == "```python" else None)
+        elif in_block:
+            if block is not None:
+                block.append(line)
+        elif line.startswith("#"):  # a heading: `#` lines inside code blocks are comments
+            heading = line.lstrip("# ")
+    return [(heading, "\n".join(blocks)) for heading, blocks in programs.items()]
 
 
 def rule_for(command: str) -> Rule:

@@ -52,15 +52,32 @@ def parse_command_line(command: str, dataclass_types: Sequence[type], argv: Sequ
 def parse_config_file(parser: HfArgumentParser, path: Path, defaults: Mapping[str, Any]) -> tuple[Any, ...]:
     """The dataclasses of `parser` filled from a JSON or YAML file of `{option: value}` (and `defaults` for the
     options it does not set)."""
+    return parser.parse_dict({**defaults, **read_config_file(path)})
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist; pass an existing .json/.yaml file")
     if path.suffix == ".json":
-        options = json.loads(path.read_text(encoding="utf-8"))
-    else:
-        import yaml  # the `training` extra's: only YAML config files need it
+        return json.loads(path.read_text(encoding="utf-8"))
+    import yaml  # the `training` extra's: only YAML config files need it
 
-        options = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return parser.parse_dict({**defaults, **options})
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def given_options(argv: Sequence[str]) -> dict[str, str]:
+    """The options `argv` sets explicitly, by field name, with their values as typed ("true" for a bare flag);
+    a config file's options when `argv` is one. For defaults that depend on what the user chose."""
+    if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
+        return {name: str(value) for name, value in read_config_file(Path(argv[0])).items()}
+    given = {}
+    for index, argument in enumerate(argv):
+        if argument.startswith("--"):
+            flag, equals, value = argument.partition("=")
+            following = argv[index + 1] if index + 1 < len(argv) else "--"
+            given[flag[2:].replace("-", "_")] = value if equals else (following if not following.startswith("--")
+                                                                       else "true")
+    return given
 
 
 def rename_old_options(argv: Sequence[str], renamed: Mapping[str, str], command: str) -> list[str]:

@@ -15,7 +15,7 @@ import logging
 import math
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -24,7 +24,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import PredictionOutput
 
-from openbert.tokenization.command_line import parse_command_line
+from openbert.tokenization.command_line import given_options, parse_command_line
 
 from .curves import plot_log_history
 from .hub.card import CardFacts, write_run_card
@@ -163,25 +163,34 @@ def configure_logging(args: TrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(level)
 
 
-def command_defaults(command: str) -> dict[str, Any]:
-    """The `TrainingArguments` defaults of openbert's training commands, where transformers' would surprise:
+def command_defaults(command: str, given: Mapping[str, str], save_strategy: str = "epoch") -> dict[str, Any]:
+    """The `TrainingArguments` defaults of openbert's training commands, where transformers' would surprise
+    (`given`: the options the user set, as `given_options` returns them):
 
     - `output_dir`: `outputs/<command>` (transformers writes `trainer_output/` into the working directory);
-    - a checkpoint per epoch, at most 2 kept (transformers saves every 500 steps and keeps all: the README's
-      SST-2 example wrote 51 checkpoints, 747 MB, for a 1.2 M-parameter model);
+    - a checkpoint per epoch (or per `save_strategy`), at most 2 kept (transformers saves every 500 steps and
+      keeps all: the README's SST-2 example wrote 51 checkpoints, 747 MB, for a 1.2 M-parameter model);
+      checkpoints follow an explicit `--eval_strategy`, and `--save_steps` means checkpoints by steps, as
+      `--load_best_model_at_end` needs;
     - a loss point every 2% of the steps (transformers logs every 500 steps: short runs drew no curve);
     - pinned memory only with an accelerator (on a CPU it does nothing but warn).
     """
-    return {"output_dir": str(Path("outputs") / command.replace(" ", "-")), "save_strategy": "epoch",
+    if given.get("eval_strategy") in ("steps", "epoch"):
+        save_strategy = given["eval_strategy"]
+    elif "save_steps" in given:
+        save_strategy = "steps"
+    return {"output_dir": str(Path("outputs") / command.replace(" ", "-")), "save_strategy": save_strategy,
             "save_total_limit": 2, "logging_steps": 0.02, "dataloader_pin_memory": torch.accelerator.is_available()}
 
 
 def run_command(command: str, dataclass_types: Sequence[type], run: Callable[..., dict[str, float]],
                 argv: Sequence[str] | None, *, renamed: dict[str, str] | None = None, description: str | None = None,
-                callbacks: Sequence[TrainerCallback] = (), defaults: dict[str, Any] | None = None) -> dict[str, float]:
+                callbacks: Sequence[TrainerCallback] = (), save_strategy: str = "epoch") -> dict[str, float]:
     """`openbert <command>`: parse `argv` into `dataclass_types` (`TrainingArguments` last) with the command's
-    defaults (`command_defaults`, updated by `defaults`), then run the job."""
+    defaults (`command_defaults`; `save_strategy` when the user chose none), then run the job."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    defaults = command_defaults(command, given_options(argv), save_strategy)
     parsed = parse_command_line(command, dataclass_types, argv, renamed=renamed, description=description,
-                                defaults={**command_defaults(command), **(defaults or {})})
+                                defaults=defaults)
     configure_logging(parsed[-1])
     return run(*parsed, callbacks=callbacks)

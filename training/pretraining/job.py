@@ -276,4 +276,4 @@ def main(argv: Sequence[str] | None = None, command: str = COMMAND,
     """Parse the command line (or one JSON/YAML config file) and run; `callbacks` go to the Trainer."""
     # Checkpoints every 500 steps (transformers' default) rather than per epoch: a long run must be resumable.
     return run_command(command, ARGUMENTS, run_pretraining, argv, renamed=RENAMED_OPTIONS, description=__doc__,
-                       callbacks=callbacks, defaults={"save_strategy": "steps"})
+                       callbacks=callbacks, save_strategy="steps")
