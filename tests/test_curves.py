@@ -14,7 +14,8 @@ def pretraining_history() -> list[dict]:
                         "nsp_loss": 0.7, "learning_rate": 1e-3, "grad_norm": 1.0})
         if step % 100 == 0:
             history.append({"step": step, "eval_loss": 5.5 - step / 100, "eval_mlm_loss": 4.6, "eval_nsp_loss": 0.69,
-                            "eval_mlm_accuracy": step / 1000, "eval_nsp_accuracy": 0.6, "eval_runtime": 1.0})
+                            "eval_mlm_accuracy": step / 1000, "eval_nsp_accuracy": 0.6,
+                            "eval_nsp_majority_accuracy": 0.5, "eval_runtime": 1.0})
     history.append({"step": 300, "train_loss": 3.1, "train_runtime": 60.0, "total_flos": 1.0})
     return history
 
@@ -23,7 +24,7 @@ def test_a_panel_per_quantity_with_training_and_evaluation_together():
     panels, single = curve_panels(_series(pretraining_history()))
     assert panels == {"loss": ["loss", "eval_loss"], "mlm_loss": ["mlm_loss", "eval_mlm_loss"],
                       "nsp_loss": ["nsp_loss", "eval_nsp_loss"], "mlm_accuracy": ["eval_mlm_accuracy"],
-                      "nsp_accuracy": ["eval_nsp_accuracy"]}
+                      "nsp_accuracy": ["eval_nsp_accuracy", "eval_nsp_majority_accuracy"]}  # its baseline beside it
     assert single == {"train_loss": 3.1}  # one point is not a curve: written as text
 
 

@@ -1,8 +1,9 @@
 """Loss/metric curves from a Trainer's log history, drawn to a PNG a person can glance at.
 
 One panel per quantity that has a curve (at least two logged points), its training and evaluation series
-together (`loss` with `eval_loss`, `nsp_loss` with `eval_nsp_loss`), the step on the x-axis and the quantity on the
-y-axis, the legend outside the data. A quantity logged once (the Trainer's final `train_loss`, an evaluation at
+together (`loss` with `eval_loss`, `nsp_loss` with `eval_nsp_loss`) and a baseline as a dashed line beside the
+metric it is the baseline of (`eval_nsp_majority_accuracy` in the `nsp_accuracy` panel), the step on the x-axis and
+the quantity on the y-axis, the legend outside the data. A quantity logged once (the Trainer's final `train_loss`, an evaluation at
 the end only) is not a curve: its value is written under the panels instead.
 """
 
@@ -17,6 +18,7 @@ matplotlib.use("Agg")  # files only: training machines usually have no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 # Log entries that are bookkeeping, not curves.
+BASELINE = "_majority_accuracy"  # a metric's majority-class baseline: "nsp_majority_accuracy" for "nsp_accuracy"
 _NOT_CURVES = {"epoch", "step", "learning_rate", "grad_norm", "total_flos", "train_runtime",
                "train_samples_per_second", "train_steps_per_second", "eval_runtime",
                "eval_samples_per_second", "eval_steps_per_second", "eval_model_preparation_time"}
@@ -35,8 +37,14 @@ def _series(log_history: list[dict]) -> dict[str, list[tuple[int, float]]]:
 
 def _quantity(key: str) -> str:
     """The quantity a log key measures: "eval_nsp_loss" and "nsp_loss" are both "nsp_loss"; the Trainer's
-    final mean "train_loss" is a "loss"."""
-    return key.removeprefix("eval_").removeprefix("train_")
+    final mean "train_loss" is a "loss"; a baseline belongs to its metric's panel."""
+    return key.removeprefix("eval_").removeprefix("train_").replace(BASELINE, "_accuracy")
+
+
+def _label(key: str) -> str:
+    if BASELINE in key:
+        return "majority class"
+    return "evaluation" if key.startswith("eval_") else "training"
 
 
 def curve_panels(series: dict[str, list[tuple[int, float]]]) -> tuple[dict[str, list[str]], dict[str, float]]:
@@ -62,8 +70,9 @@ def plot_log_history(log_history: list[dict], path: str | Path, title: str = "tr
     for ax, quantity in zip(axes[:, 0], order, strict=True):
         for key in panels[quantity]:
             steps, values = zip(*series[key], strict=True)
-            ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3,
-                    label="evaluation" if key.startswith("eval_") else "training")
+            baseline = BASELINE in key
+            ax.plot(steps, values, marker=None if baseline or len(steps) >= 30 else "o", markersize=3,
+                    linestyle="--" if baseline else "-", color="grey" if baseline else None, label=_label(key))
         ax.set_ylabel(quantity.replace("_", " "))
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
         ax.grid(alpha=0.3)
