@@ -3,8 +3,8 @@
 One panel per quantity that has a curve (at least two logged points), its training and evaluation series
 together (`loss` with `eval_loss`, `nsp_loss` with `eval_nsp_loss`) and a baseline as a dashed line beside the
 metric it is the baseline of (`eval_nsp_majority_accuracy` in the `nsp_accuracy` panel), the step on the x-axis and
-the quantity on the y-axis, the legend outside the data. A quantity logged once (the Trainer's final `train_loss`, an evaluation at
-the end only) is not a curve: its value is written under the panels instead.
+the quantity on the y-axis, the legend outside the data. A quantity logged once (the Trainer's final
+`train_loss`, an evaluation at the end only) is not a curve: its value is written under the panels instead.
 """
 
 from __future__ import annotations
