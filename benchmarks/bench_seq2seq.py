@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -41,61 +40,41 @@ from transformers import (
 
 from openbert import modeling
 from openbert.tokenization import train_tokenizer
-from openbert.training.metrics import load_metric
+from openbert.training.qa.data import read_qa_files
+from openbert.training.seq2seq.data import (
+    answerable,
+    encode_pair,
+    question_generation_pairs,
+    sentences,
+    translation_pairs,
+)
+from openbert.training.seq2seq.generation import configure_generation, decode, generation_scores
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad"
 TRANSLATION_TRAIN = 1000
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-
-
-def squad_questions(path: Path) -> list[dict]:
-    """Every answerable question of a SQuAD-format file, in file order, with its paragraph and first answer."""
-    rows = []
-    for article in json.loads(path.read_text())["data"]:
-        for paragraph in article["paragraphs"]:
-            for qa in paragraph["qas"]:
-                if qa.get("is_impossible") or not qa["answers"]:
-                    continue
-                answer = qa["answers"][0]
-                rows.append(dict(id=qa["id"], context=paragraph["context"], question=qa["question"],
-                                 answer=answer["text"], answer_start=answer["answer_start"]))
-    return rows
-
-
-def sentences(text: str) -> list[tuple[int, str]]:
-    """`(start offset, sentence)` pairs of a paragraph (a simple split after . ! ? before a capital)."""
-    starts = [0] + [match.end() for match in SENTENCE_END.finditer(text)]
-    ends = starts[1:] + [len(text)]
-    return [(start, text[start:end].strip()) for start, end in zip(starts, ends, strict=True)]
-
-
-def answer_sentence(row: dict) -> str:
-    return [sentence for start, sentence in sentences(row["context"]) if start <= row["answer_start"]][-1]
 
 
 def qg_data(data_dir: Path) -> tuple[list[dict], list[dict], dict[str, list[str]]]:
-    """Training and test pairs (`source` = answer [SEP] answer sentence, `target` = question), and baselines."""
-    def pairs(rows: list[dict]) -> list[dict]:
-        return [dict(source=(row["answer"], answer_sentence(row)), target=row["question"]) for row in rows]
-
-    train = squad_questions(data_dir / "xquad.en.json")
-    test = squad_questions(data_dir / "squad-v2.0-dev-small.json")
+    """Training and test pairs (answer + its sentence -> question, as `openbert finetune seq2seq --task
+    question_generation` makes them), and the baselines' outputs for the test pairs."""
+    test_records = answerable(read_qa_files(data_dir / "squad-v2.0-dev-small.json"))
+    test = question_generation_pairs(test_records)
     baselines = {
-        "copy the answer": [row["answer"] for row in test],
-        "copy the first sentence": [sentences(row["context"])[0][1] for row in test],
-        "copy the answer's sentence": [answer_sentence(row) for row in test],
+        "copy the answer": [pair["source"] for pair in test],
+        "copy the first sentence": [sentences(record["context"])[0][1] for record in test_records],
+        "copy the answer's sentence": [pair["source_context"] for pair in test],
     }
-    return pairs(train), pairs(test), baselines
+    return question_generation_pairs(read_qa_files(data_dir / "xquad.en.json")), test, baselines
 
 
 def translation_data(data_dir: Path) -> tuple[list[dict], list[dict], list[str]]:
-    """English -> German question pairs (train, test), and the training paragraphs of both languages (for the
-    tokenizer). Test questions come from the last articles, so their paragraphs stay unseen."""
-    english, german = (squad_questions(data_dir / f"xquad.{language}.json") for language in ("en", "de"))
-    german_by_id = {row["id"]: row for row in german}
-    pairs = [dict(source=row["question"], target=german_by_id[row["id"]]["question"]) for row in english]
-    train_ids = {row["id"] for row in english[:TRANSLATION_TRAIN]}
-    paragraphs = {row["context"] for row in english + german if row["id"] in train_ids}
+    """English -> German question pairs (train, test; paired by id as `--task translation` pairs them), and the
+    training paragraphs of both languages (for the tokenizer). Test questions come from the last articles, so
+    their paragraphs stay unseen."""
+    english, german = (answerable(read_qa_files(data_dir / f"xquad.{language}.json")) for language in ("en", "de"))
+    pairs = translation_pairs(english, german, f"{data_dir}/xquad.{{en,de}}.json")
+    train_ids = {pair["id"] for pair in pairs[:TRANSLATION_TRAIN]}
+    paragraphs = {record["context"] for record in english + german if record["id"] in train_ids}
     return pairs[:TRANSLATION_TRAIN], pairs[TRANSLATION_TRAIN:], sorted(paragraphs)
 
 
@@ -125,32 +104,11 @@ def build_model(library: str, checkpoint: Path, tokenizer, args: argparse.Namesp
         model = modeling.OpenBertEncoderDecoderModel.from_encoder_decoder_pretrained(checkpoint, checkpoint)
     else:
         model = EncoderDecoderModel.from_encoder_decoder_pretrained(checkpoint, checkpoint)
-    model.config.decoder_start_token_id = tokenizer.cls_token_id
-    model.config.pad_token_id = tokenizer.pad_token_id
-    generation = model.generation_config
-    generation.decoder_start_token_id, generation.bos_token_id = tokenizer.cls_token_id, tokenizer.cls_token_id
-    generation.eos_token_id, generation.pad_token_id = tokenizer.sep_token_id, tokenizer.pad_token_id
-    generation.max_length, generation.num_beams = args.max_target, args.num_beams
-    generation.no_repeat_ngram_size = args.no_repeat_ngram_size  # 0: off
-    return model
+    return configure_generation(model, tokenizer, args.max_target, args.num_beams, args.no_repeat_ngram_size)
 
 
 def encode(pairs: list[dict], tokenizer, args: argparse.Namespace) -> list[dict]:
-    """Token ids of sources (a pair of texts becomes `[CLS] a [SEP] b [SEP]`) and of targets (`labels`)."""
-    rows = []
-    for pair in pairs:
-        source = pair["source"] if isinstance(pair["source"], tuple) else (pair["source"],)
-        features = tokenizer(*source, truncation=True, max_length=args.max_source, return_token_type_ids=False)
-        # The decoder starts from [CLS] (decoder_start_token_id): labels are the target's tokens and [SEP].
-        labels = tokenizer(pair["target"], truncation=True, max_length=args.max_target + 1)["input_ids"][1:]
-        rows.append(dict(input_ids=features["input_ids"], attention_mask=features["attention_mask"], labels=labels))
-    return rows
-
-
-def scores(predictions: list[str], references: list[str], lowercase: bool) -> dict[str, float]:
-    bleu = load_metric("bleu").compute(predictions=predictions, references=references, lowercase=lowercase)
-    rouge = load_metric("rouge").compute(predictions=predictions, references=references)
-    return {"bleu": round(bleu["bleu"], 2), "rougeL": round(rouge["rougeL"], 2)}
+    return [encode_pair(pair, tokenizer, args.max_source, args.max_target) for pair in pairs]
 
 
 def train_and_generate(library: str, task: dict, args: argparse.Namespace, output_dir: Path) -> dict:
@@ -171,10 +129,9 @@ def train_and_generate(library: str, task: dict, args: argparse.Namespace, outpu
     trained = time.perf_counter()
     generated = trainer.predict(encode(task["test"], tokenizer, args)).predictions
     predicted = time.perf_counter()
-    generated[generated < 0] = tokenizer.pad_token_id  # Seq2SeqTrainer pads generations with -100
-    predictions = [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
-    references = [pair["target"] for pair in task["test"]]
-    return dict(library=library, **scores(predictions, references, task["lowercase"]),
+    predictions = decode(generated, tokenizer)
+    references = [pair["target"] for pair in task["test"]]  # the raw texts (the command scores decoded targets)
+    return dict(library=library, **generation_scores(predictions, references, task["lowercase"]),
                 train_loss=round(train_loss, 4), train_seconds=round(trained - start),
                 generate_seconds=round(predicted - trained), examples=list(zip(predictions[:5], references[:5],
                                                                              strict=True)))
@@ -230,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         task = prepare(args.task, args, Path(workdir))
         references = [pair["target"] for pair in task["test"]]
-        rows = [dict(library=name, **scores(predictions, references, task["lowercase"]))
+        rows = [dict(library=name, **generation_scores(predictions, references, task["lowercase"]))
                 for name, predictions in task["baselines"].items()]
         for library in args.libraries:
             rows.append(train_and_generate(library, task, args, Path(workdir) / library))

@@ -50,6 +50,8 @@ TASKS: dict[str, _Task] = {
     # sentence-transformers models: a SentenceTransformer (embeddings) and a CrossEncoder (re-ranker).
     "sentence-similarity": _Task("sentence embeddings", ("AutoModel",), "sentence-transformers"),
     "text-ranking": _Task("re-ranking", ("AutoModelForSequenceClassification",), "sentence-transformers"),
+    # The Hub's tag for encoder-decoder generation (T5, BART); transformers 5 has no pipeline of that name.
+    "text2text-generation": _Task("text-to-text generation", ("AutoModelForSeq2SeqLM",)),
 }
 
 # Trainer metrics that describe the evaluation loop rather than the model.
@@ -161,6 +163,11 @@ def _check_card_arguments(kind: str, task: str, base_model: str | None, base_mod
 def _checkpoint_values(task: str, output_dir: Path) -> dict[str, Any]:
     """What the card says that comes from the saved checkpoint and this process, not from the caller."""
     config = _read_config(output_dir)
+    if "encoder" in config and "decoder" in config:
+        # An encoder-decoder (BERT2BERT) is described by its encoder's sizes (the decoder's match when both
+        # were warm-started from one checkpoint); the auto_map stays the top-level one.
+        config = {**config["encoder"], "architectures": config.get("architectures"),
+                  "auto_map": config.get("auto_map", {})}
     task_info = TASKS[task]
     auto_class = next((c for c in task_info.auto_classes if c in config.get("auto_map", {})), task_info.auto_classes[0])
     return {

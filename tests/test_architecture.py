@@ -70,7 +70,7 @@ def test_modeling_uses_flat_sibling_imports_only():
 
 def test_the_openbert_package_imports_the_model_only():
     root = ROOT / "__init__.py"  # installed as `openbert/__init__.py`
-    # of ours, the model only (the standard library, e.g. `os` for OpenMP's wait policy, is not a room)
+    # Of ours, only the model (the standard library, e.g. `os` for the OpenMP setting, reaches no room: None).
     assert {room_of(root, level, module) for _, level, module in imports(root)} - {None} == {"modeling"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -134,6 +135,17 @@ def test_pretrained_card(tmp_path):
     assert table(text)["Parameters"].startswith(f"{sum(p.numel() for p in model.parameters()):,} ")
 
 
+def bert2bert(config: modeling.OpenBertConfig) -> modeling.OpenBertEncoderDecoderModel:
+    """A random BERT2BERT of `config`'s size whose decoder starts from [CLS] (id 2) and stops at [SEP] (id 3)."""
+    decoder = copy.deepcopy(config)
+    decoder.is_decoder = decoder.add_cross_attention = True
+    model = modeling.OpenBertEncoderDecoderModel(encoder=modeling.OpenBertModel(config),
+                                                 decoder=modeling.OpenBertLMHeadModel(decoder))
+    model.config.decoder_start_token_id, model.config.pad_token_id = 2, 0
+    model.generation_config.update(decoder_start_token_id=2, eos_token_id=3, pad_token_id=0, max_length=8)
+    return model
+
+
 SNIPPET_CASES = {
     "fill-mask": ("pretrained", modeling.OpenBertForPreTraining),
     "text-classification": ("finetuned", modeling.OpenBertForSequenceClassification),
@@ -143,6 +155,7 @@ SNIPPET_CASES = {
     "feature-extraction": ("pretrained", modeling.OpenBertModel),
     "sentence-similarity": ("finetuned", modeling.OpenBertModel),
     "text-ranking": ("finetuned", modeling.OpenBertForSequenceClassification),
+    "text2text-generation": ("finetuned", bert2bert),
 }
 
 

@@ -61,6 +61,10 @@ RULES = [
     Rule(r"^openbert finetune embeddings ", ("--max_train_samples", "16", "--max_eval_samples", "16",
                                              "--per_device_train_batch_size", "8", "--num_train_epochs", "1")),
     Rule(r"^openbert search (index|query) "),
+    # MiniLM both sides: one step on 8 pairs, 4 short generations.
+    Rule(r"^openbert finetune seq2seq ", ("--max_train_samples", "8", "--max_eval_samples", "4", "--num_train_epochs",
+                                          "1", "--max_seq_length", "32", "--max_target_length", "8",
+                                          "--generation_num_beams", "1", "--save_strategy", "no")),
     Rule(r"^openbert tokenizer train "),
     Rule(r"^openbert pretrain ", tuple(PRETRAIN_BUDGET)),
     Rule(r"^torchrun --nproc_per_node 8 ", needs_gpus=8),
@@ -128,6 +132,12 @@ def write_data(root: Path, minilm_dir: Path) -> None:
     squad = json.dumps({"version": "1.1", "data": [{"title": "Eiffel", "paragraphs": paragraphs}]})
     for name in ("train-v1.1.json", "dev-v1.1.json"):
         (root / name).write_text(squad)
+    german = {"Where is the Eiffel tower?": "Wo steht der Eiffelturm?", "When was it built?": "Wann wurde er gebaut?"}
+    for qa in paragraphs[0]["qas"]:  # XQuAD: the same ids in every language
+        qa["question"] = german[qa["question"]]
+    (root / "xquad.en.json").write_text(squad)
+    (root / "xquad.de.json").write_text(json.dumps({"version": "1.1", "data": [{"title": "Eiffel",
+                                                                              "paragraphs": paragraphs}]}))
     documents = [f"Document {i} opens here. Its second sentence follows.\nA new paragraph ends document {i}."
                  for i in range(60)]
     (root / "corpus.txt").write_text("\n\n".join(documents) + "\n")

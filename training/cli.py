@@ -6,6 +6,7 @@
     openbert finetune qa ...            python -m openbert.training.qa ...
     openbert finetune embeddings ...    sentence embeddings (sentence-transformers bi-encoder)
     openbert finetune reranker ...      a cross-encoder re-ranker
+    openbert finetune seq2seq ...       python -m openbert.training.seq2seq ...
     openbert evaluate classification    the fine-tuning command with --do_eval only
     openbert evaluate qa ...            (likewise for QA, embeddings, reranker)
     openbert search index ...           embed a folder of documents into an index saved next to the model
@@ -46,6 +47,8 @@ COMMANDS: dict[tuple[str, ...], Command] = {
         "openbert.training.search.embeddings", "train sentence embeddings (pairs, triplets, scored pairs)"),
     ("finetune", "reranker"): Command(
         "openbert.training.search.reranker", "train a cross-encoder that re-ranks a retriever's top documents"),
+    ("finetune", "seq2seq"): Command(
+        "openbert.training.seq2seq", "fine-tune a BERT2BERT encoder-decoder (question generation, translation)"),
     ("evaluate", "classification"): Command(
         "openbert.training.classification", "evaluate a classifier on labelled data", ("--do_eval",)),
     ("evaluate", "qa"): Command("openbert.training.qa", "evaluate a QA model on SQuAD-format data", ("--do_eval",)),

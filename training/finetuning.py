@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,6 +35,19 @@ logger = logging.getLogger(__name__)
 
 def _no_load_report(record: logging.LogRecord) -> bool:
     return "LOAD REPORT" not in record.getMessage()
+
+
+@contextmanager
+def without_load_report() -> Iterator[None]:
+    """Leave out transformers' table of missing and unexpected weights (a fine-tuning run expects new heads)."""
+    # A filter, not a higher level: transformers checks tensor-parallel plans (and warns about every layer)
+    # whenever that logger's level is WARNING or above.
+    modeling_logger = logging.getLogger("transformers.modeling_utils")
+    modeling_logger.addFilter(_no_load_report)
+    try:
+        yield
+    finally:
+        modeling_logger.removeFilter(_no_load_report)
 
 
 # Option names of openbert 0.1, still accepted with a warning.
@@ -133,15 +147,9 @@ class FineTuningJob(TrainingJob):
         pretraining heads (`cls.*`) left unused: those get one line at info level. Encoder weights missing from the
         checkpoint mean the wrong checkpoint (or a broken one): those are warned about, by name.
         """
-        # A filter, not a higher level: transformers checks tensor-parallel plans (and warns about every layer)
-        # whenever that logger's level is WARNING or above.
-        modeling_logger = logging.getLogger("transformers.modeling_utils")
-        modeling_logger.addFilter(_no_load_report)
-        try:
+        with without_load_report():
             model, info = self.load_model(self.model_args.model_name_or_path, output_loading_info=True,
                                           **config_overrides)
-        finally:
-            modeling_logger.removeFilter(_no_load_report)
         encoder = f"{model.base_model_prefix}."
         missing_encoder = sorted(key for key in info["missing_keys"] if key.startswith(encoder))
         if missing_encoder:
