@@ -37,6 +37,7 @@ CARD_TAGS = ("openbert", "bert", "custom_code")
 class _Task:
     title: str
     auto_classes: tuple[str, ...]  # in order of preference; the first the checkpoint's auto_map has is used
+    library: str = "transformers"  # the library a user loads the model with: the card's library_name
 
 
 TASKS: dict[str, _Task] = {
@@ -46,6 +47,9 @@ TASKS: dict[str, _Task] = {
     "question-answering": _Task("extractive question answering", ("AutoModelForQuestionAnswering",)),
     "multiple-choice": _Task("multiple choice", ("AutoModelForMultipleChoice",)),
     "feature-extraction": _Task("feature extraction", ("AutoModel",)),
+    # sentence-transformers models: a SentenceTransformer (embeddings) and a CrossEncoder (re-ranker).
+    "sentence-similarity": _Task("sentence embeddings", ("AutoModel",), "sentence-transformers"),
+    "text-ranking": _Task("re-ranking", ("AutoModelForSequenceClassification",), "sentence-transformers"),
     # The Hub's tag for encoder-decoder generation (T5, BART); transformers 5 has no pipeline of that name.
     "text2text-generation": _Task("text-to-text generation", ("AutoModelForSeq2SeqLM",)),
 }
@@ -109,8 +113,10 @@ def write_model_card(
     results = _eval_results(metrics)
     model_name = model_name or output_dir.resolve().name
     evaluated_on = hub_datasets[0] if hub_datasets else eval_data.strip("`").split("`")[0]
+    library = TASKS[task].library
     card_data = ModelCardData(
-        language=language, license=license, library_name="transformers", tags=[*CARD_TAGS, task], pipeline_tag=task,
+        language=language, license=license, library_name=library,
+        tags=[*CARD_TAGS, *([library] if library != "transformers" else []), task], pipeline_tag=task,
         datasets=list(hub_datasets) or None, base_model=base_model, model_name=model_name,
         metrics=[name for name in results if name != "loss"] or None, eval_results=[
             EvalResult(task_type=task, task_name=TASKS[task].title, dataset_type=evaluated_on,
@@ -165,7 +171,7 @@ def _checkpoint_values(task: str, output_dir: Path) -> dict[str, Any]:
     task_info = TASKS[task]
     auto_class = next((c for c in task_info.auto_classes if c in config.get("auto_map", {})), task_info.auto_classes[0])
     return {
-        "task": task, "task_title": task_info.title, "auto_class": auto_class,
+        "task": task, "task_title": task_info.title, "auto_class": auto_class, "library": task_info.library,
         "has_pipeline": _has_pipeline(task, auto_class), "objectives": _objectives(config), "config": config,
         "architecture": _architecture_rows(config, _parameter_count(output_dir)),
         "labels": _labels(config) if task in ("text-classification", "token-classification") else [],

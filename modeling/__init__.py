@@ -2,7 +2,8 @@
 
 After `import openbert`, `AutoConfig`/`AutoModel*` resolve model_type `openbert` to these classes, and every
 `save_pretrained` writes `auto_map` and copies this package's modeling files next to the weights, so the
-checkpoint loads with `trust_remote_code=True` where openbert is not installed.
+checkpoint loads with `trust_remote_code=True` where openbert is not installed. PEFT gets BERT's default adapter
+targets for model_type `openbert` when it is (or later gets) imported (`peft_defaults`), without importing it here.
 """
 
 import transformers
@@ -25,6 +26,7 @@ from .modeling_openbert import (
     OpenBertModel,
     OpenBertPreTrainedModel,
 )
+from .peft_defaults import register_peft_defaults
 
 AutoConfig.register(OpenBertConfig.model_type, OpenBertConfig, exist_ok=True)
 OpenBertConfig.register_for_auto_class()
@@ -35,6 +37,7 @@ for auto_name, class_name in AUTO_CLASS_NAMES.items():
 # Not registered with AutoModelForSeq2SeqLM here (its config has transformers' model type "encoder-decoder");
 # marked so that save_pretrained copies the code that remote-code loading needs.
 OpenBertEncoderDecoderModel.register_for_auto_class("AutoModelForSeq2SeqLM")
+register_peft_defaults()
 
 __all__ = [
     "AUTO_CLASS_NAMES",

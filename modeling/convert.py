@@ -7,6 +7,13 @@ The weights are the same tensors under the same names; only the config's model_t
 remote code differ. The tokenizer, when the source has one, is copied along. The output directory is
 written to a temporary sibling first and renamed into place, so a failed conversion leaves nothing behind.
 
+A sentence-transformers checkpoint (one with a `modules.json`) keeps its pipeline: its transformer module is
+converted in place and every other module (pooling, normalize, dense, ...) is copied as is, with the files that
+hold the maximum length and the prompts (`sentence_bert_config.json`, `config_sentence_transformers.json`), so
+`SentenceTransformer(output)` gives the source's embeddings. Without them sentence-transformers would silently
+build transformer + mean pooling, without the normalisation. An openbert one loads with
+`SentenceTransformer(output, trust_remote_code=True)` where openbert is not imported.
+
 The command follows the convention of every openbert command (`openbert.tokenization.command_line`) with
 transformers' parser directly, since modeling/ imports nothing of ours: `--name` or `--na-me`, one JSON/YAML file
 holding every option, and the 0.1 form `--to-transformers SOURCE DEST` still accepted with a warning.
@@ -20,13 +27,13 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import transformers
-from transformers import AutoTokenizer, BertConfig, HfArgumentParser
+from transformers import AutoTokenizer, BertConfig, HfArgumentParser, PreTrainedModel
 
 from . import modeling_openbert
 
@@ -34,6 +41,8 @@ from . import modeling_openbert
 OPENBERT_ONLY_FIELDS = (
     "unpad_inputs", "sparse_prediction", "auto_map", "architectures", "model_type", "transformers_version"
 )
+# The file that makes a folder a sentence-transformers model: its modules in order, each with its folder.
+SENTENCE_TRANSFORMERS_MODULES = "modules.json"
 
 
 def _architecture(checkpoint: Path, prefix: str) -> str:
@@ -82,36 +91,79 @@ def _copy_tokenizer(source: Path, staging: Path) -> None:
         AutoTokenizer.from_pretrained(source).save_pretrained(staging)
 
 
-def to_transformers(source: str | Path, destination: str | Path) -> Path:
-    """Write the openbert checkpoint `source` as a transformers BERT checkpoint in `destination`."""
+def sentence_transformer_folder(checkpoint: Path) -> str | None:
+    """The folder of a sentence-transformers checkpoint's transformer module, relative to the checkpoint ("" for
+    the checkpoint itself, the layout of sentence-transformers >= 2); None when `checkpoint` has no `modules.json`."""
+    modules_file = checkpoint / SENTENCE_TRANSFORMERS_MODULES
+    if not modules_file.is_file():
+        return None
+    modules = json.loads(modules_file.read_text())
+    transformers_modules = [module for module in modules if module["type"].rsplit(".", 1)[-1] == "Transformer"]
+    if len(transformers_modules) != 1:
+        raise ValueError(f"{modules_file} lists {len(transformers_modules)} Transformer modules; conversion "
+                         "handles sentence-transformers models with exactly one")
+    return transformers_modules[0]["path"]
+
+
+def _copy_sentence_transformer_modules(source: Path, staging: Path, transformer_folder: str) -> None:
+    """Copy everything of a sentence-transformers checkpoint but the transformer: `modules.json`, the model-level
+    config (prompts, similarity function), every other module's folder, and the transformer's own module config
+    (maximum length, lower-casing)."""
+    for name in (SENTENCE_TRANSFORMERS_MODULES, "config_sentence_transformers.json"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, staging / name)
+    for module in json.loads((source / SENTENCE_TRANSFORMERS_MODULES).read_text()):
+        folder = module["path"]
+        if folder != transformer_folder and folder and (source / folder).is_dir():
+            shutil.copytree(source / folder, staging / folder)
+    for module_config in (source / transformer_folder).glob("sentence_*_config.json"):
+        shutil.copy2(module_config, staging / transformer_folder / module_config.name)
+
+
+def _convert(source: str | Path, destination: str | Path, load: Callable[[Path], PreTrainedModel]) -> Path:
+    """Write `load(folder)` (the model converted) with the tokenizer of `folder`, where `folder` is `source` or,
+    for a sentence-transformers checkpoint, its transformer module's folder; the other modules come along."""
     source, destination = Path(source), Path(destination)
-    name = _architecture(source, "OpenBert")
-    model = _load_exactly(getattr(modeling_openbert, name), source)
+    transformer_folder = sentence_transformer_folder(source)
+    model_folder = source / (transformer_folder or "")
+    model = load(model_folder)
+
+    def write(staging: Path) -> None:
+        model.save_pretrained(staging / (transformer_folder or ""))
+        _copy_tokenizer(model_folder, staging / (transformer_folder or ""))
+        if transformer_folder is not None:
+            _copy_sentence_transformer_modules(source, staging, transformer_folder)
+
+    return _write_atomically(destination, write)
+
+
+def _load_as_bert(folder: Path) -> PreTrainedModel:
+    """The openbert checkpoint in `folder` as the transformers `Bert*` class of the same head and weights."""
+    name = _architecture(folder, "OpenBert")
+    model = _load_exactly(getattr(modeling_openbert, name), folder)
     fields = {k: v for k, v in model.config.to_dict().items() if k not in OPENBERT_ONLY_FIELDS}
     bert = getattr(transformers, name.replace("OpenBert", "Bert"))(BertConfig(**fields))
     bert.load_state_dict(model.state_dict(), strict=True)
+    return bert
 
-    def write(staging: Path) -> None:
-        bert.save_pretrained(staging)
-        _copy_tokenizer(source, staging)
 
-    return _write_atomically(destination, write)
+def _load_as_openbert(folder: Path) -> PreTrainedModel:
+    """The transformers BERT checkpoint in `folder` as the openbert class of the same head."""
+    name = _architecture(folder, "Bert").replace("Bert", "OpenBert", 1)
+    model_class = getattr(modeling_openbert, name, None)
+    if model_class is None:
+        raise ValueError(f"openbert has no {name}; supported heads: {sorted(modeling_openbert.__all__)}")
+    return _load_exactly(model_class, folder)
+
+
+def to_transformers(source: str | Path, destination: str | Path) -> Path:
+    """Write the openbert checkpoint `source` as a transformers BERT checkpoint in `destination`."""
+    return _convert(source, destination, _load_as_bert)
 
 
 def from_transformers(source: str | Path, destination: str | Path) -> Path:
     """Write the transformers BERT checkpoint `source` as an openbert checkpoint (with its code)."""
-    source, destination = Path(source), Path(destination)
-    name = _architecture(source, "Bert").replace("Bert", "OpenBert", 1)
-    model_class = getattr(modeling_openbert, name, None)
-    if model_class is None:
-        raise ValueError(f"openbert has no {name}; supported heads: {sorted(modeling_openbert.__all__)}")
-    model = _load_exactly(model_class, source)
-
-    def write(staging: Path) -> None:
-        model.save_pretrained(staging)
-        _copy_tokenizer(source, staging)
-
-    return _write_atomically(destination, write)
+    return _convert(source, destination, _load_as_openbert)
 
 
 @dataclass

@@ -26,6 +26,14 @@ def minilm_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def minilm_openbert_dir(minilm_dir, tmp_path_factory) -> Path:
+    """all-MiniLM-L6-v2 converted into an openbert sentence-transformers checkpoint (pooling and normalisation kept)."""
+    from openbert.modeling import convert
+
+    return convert.from_transformers(minilm_dir, tmp_path_factory.mktemp("minilm") / "openbert")
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """`../shared/data` beside the checkout: real benchmark data that only developer machines and CI have."""
     if not SHARED_DATA.is_dir():

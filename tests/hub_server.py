@@ -434,10 +434,7 @@ class LocalHub:
         listed = {name: blob for name, blob in sorted(commit.files.items()) if name.startswith(prefix)}
         if prefix and not listed:
             raise HubError(404, f"{path} does not exist on {rev}", code="EntryNotFound", commit=commit.oid)
-        # Listings name subfolders too (recursive or not), which no pushed checkpoint has: not implemented.
-        if any("/" in name[len(prefix):] for name in listed):
-            raise Unserved("listings of folders with subfolders")
-        return Response.of_json([blob.entry(name) for name, blob in listed.items()])
+        return Response.of_json(_tree_entries(listed, prefix, request.flag("recursive")))
 
     def _resolve(self, request: Request, repo: str, rev: str, path: str) -> Response:
         commit = self._commit_of(self._repo(request, repo), rev)
@@ -449,6 +446,25 @@ class LocalHub:
         if blob.lfs:  # the Hub describes the LFS object itself, not the pointer git stores
             headers.update({"X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(len(blob.content))})
         return Response(200, blob.content, headers)
+
+
+def _tree_entries(files: dict[str, Blob], prefix: str, recursive: bool) -> list[dict]:
+    """The tree API's listing of the folder `prefix` holding `files`: its subfolders (`"type": "directory"`) and
+    files, and with `recursive` everything below them too (a sentence-transformers model has module folders)."""
+    entries, folders = [], set()
+    for name, blob in files.items():
+        parts = name[len(prefix):].split("/")
+        for depth in range(1, len(parts) if recursive else min(len(parts), 2)):
+            folder = prefix + "/".join(parts[:depth])
+            if folder not in folders:
+                folders.add(folder)
+                inside = sorted((n, b.oid) for n, b in files.items() if n.startswith(folder + "/"))
+                # a stable stand-in for git's tree id: the Hub's clients only compare it
+                entries.append({"type": "directory", "path": folder, "size": 0,
+                                "oid": git_blob_oid(json.dumps(inside).encode())})
+        if recursive or len(parts) == 1:
+            entries.append(blob.entry(name))
+    return entries
 
 
 def _error_response(error: HubError) -> Response:

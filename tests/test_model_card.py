@@ -153,6 +153,8 @@ SNIPPET_CASES = {
     "question-answering": ("finetuned", modeling.OpenBertForQuestionAnswering),
     "multiple-choice": ("finetuned", modeling.OpenBertForMultipleChoice),
     "feature-extraction": ("pretrained", modeling.OpenBertModel),
+    "sentence-similarity": ("finetuned", modeling.OpenBertModel),
+    "text-ranking": ("finetuned", modeling.OpenBertForSequenceClassification),
     "text2text-generation": ("finetuned", bert2bert),
 }
 
@@ -168,7 +170,9 @@ def test_usage_snippets_run(tmp_path, task, capsys):
     words = ["the", "quick", "brown", "fox", "capital", "of", "france", "is", "where", "do", "i", "live", "cat",
              "sat", "on", "mat", "moon", "my", "name", "and", "in", "london", "."]
     vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
-    save(model_class, tmp_path, vocab_size=len(vocab), max_position_embeddings=64)
+    # a re-ranker scores a pair with one logit
+    save(model_class, tmp_path, vocab_size=len(vocab), max_position_embeddings=64,
+         **({"num_labels": 1} if task == "text-ranking" else {}))
     save_tokenizer(build_bert_tokenizer(vocab, model_max_length=64), tmp_path)
     path = write_model_card(tmp_path, kind=kind, task=task, metrics={"eval_loss": 1.0}, hyperparameters={},
                             train_runtime_s=1.0, train_data="`train.txt` (local file)",

@@ -40,8 +40,9 @@ IN_THE_FRESH_VENV = textwrap.dedent("""
     import openbert
     ours = sorted(name for name in sys.modules if name.startswith("openbert"))
     assert ours == ["openbert", "openbert.modeling", "openbert.modeling.configuration_openbert",
-                    "openbert.modeling.modeling_openbert", "openbert.modeling.packed_tokens"], ours
-    assert not {"datasets", "evaluate", "matplotlib"} & set(sys.modules)
+                    "openbert.modeling.modeling_openbert", "openbert.modeling.packed_tokens",
+                    "openbert.modeling.peft_defaults"], ours
+    assert not {"datasets", "evaluate", "matplotlib", "peft", "sentence_transformers"} & set(sys.modules)
     from transformers import AutoConfig
     assert AutoConfig.for_model("openbert").__class__ is openbert.OpenBertConfig
 

@@ -58,6 +58,9 @@ RULES = [
                                                  "--per_device_train_batch_size", "8")),
     Rule(r"^openbert finetune qa ", ("--max_train_samples", "8", "--max_eval_samples", "8", "--max_seq_length",
                                      "96", "--doc_stride", "32", "--num_train_epochs", "1")),
+    Rule(r"^openbert finetune embeddings ", ("--max_train_samples", "16", "--max_eval_samples", "16",
+                                             "--per_device_train_batch_size", "8", "--num_train_epochs", "1")),
+    Rule(r"^openbert search (index|query) "),
     # MiniLM both sides: one step on 8 pairs, 4 short generations.
     Rule(r"^openbert finetune seq2seq ", ("--max_train_samples", "8", "--max_eval_samples", "4", "--num_train_epochs",
                                           "1", "--max_seq_length", "32", "--max_target_length", "8",
@@ -141,6 +144,30 @@ def write_data(root: Path, minilm_dir: Path) -> None:
     with gzip.open(root / "more.txt.gz", "wt") as handle:
         handle.write("\n\n".join(documents[:20]) + "\n")
     (root / "docs.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in documents[:20]))
+    write_search_data(root)
+
+
+# The README's search example: scored sentence pairs in GLUE's STS-B layout, and a folder of documents.
+STS_PAIRS = [("A man is playing a guitar.", "A man plays the guitar.", 4.8),
+             ("A woman is slicing an onion.", "A man is driving a car.", 0.2),
+             ("Stocks fell sharply on Monday.", "Markets dropped at the start of the week.", 3.9),
+             ("A dog runs in the park.", "A cat sleeps on the sofa.", 0.8)]
+DOCUMENTS = {"password.txt": "To choose a new login secret, open Settings, then Account, and click 'Forgot it?'.",
+             "shipping.txt": "Parcels leave our warehouse within two working days and arrive in a week.",
+             "refunds.txt": "Returned items are refunded to the original card within ten days."}
+
+
+def write_search_data(root: Path) -> None:
+    sts = root / "glue_data/STS-B"
+    sts.mkdir(parents=True)
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    rows = [f"{i}\tmain-captions\tMSRvid\t2012test\t{i}\tnone\tnone\t{a}\t{b}\t{score}\n"
+            for i, (a, b, score) in enumerate(STS_PAIRS * 6)]
+    for name in ("train.tsv", "dev.tsv"):
+        (sts / name).write_text(header + "".join(rows))
+    (root / "docs").mkdir()
+    for name, text in DOCUMENTS.items():
+        (root / "docs" / name).write_text(text + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -183,10 +210,12 @@ def test_command(workspace, command):
     if command.startswith("source "):
         assert (BIN / "activate").is_file()  # what the README activates is the venv this suite runs in
         return
-    run(command + "".join(f" {option}" for option in rule.extra), root, env)
+    completed = run(command + "".join(f" {option}" for option in rule.extra), root, env)
     if command.startswith("openbert finetune classification"):
         output = root / re.search(r"--output_dir (\S+)", command).group(1)
         assert len(list(output.glob("checkpoint-*"))) <= 3
+    if command.startswith("openbert search query"):  # the paraphrased question finds its document first
+        assert "docs/password.txt" in completed.stdout.split("\n  1.")[1].splitlines()[0], completed.stdout
     if command.startswith("openbert push"):
         assert hub.repos, "the push reached no repository"
 

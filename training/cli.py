@@ -4,9 +4,13 @@
     openbert pretrain ...               python -m openbert.training.pretraining ...
     openbert finetune classification    python -m openbert.training.classification ...
     openbert finetune qa ...            python -m openbert.training.qa ...
+    openbert finetune embeddings ...    sentence embeddings (sentence-transformers bi-encoder)
+    openbert finetune reranker ...      a cross-encoder re-ranker
     openbert finetune seq2seq ...       python -m openbert.training.seq2seq ...
     openbert evaluate classification    the fine-tuning command with --do_eval only
-    openbert evaluate qa ...            (likewise for QA)
+    openbert evaluate qa ...            (likewise for QA, embeddings, reranker)
+    openbert search index ...           embed a folder of documents into an index saved next to the model
+    openbert search query ...           the documents of an index that best match a query
     openbert push ...                   python -m openbert.training.hub.push ...
     openbert convert ...                python -m openbert.modeling.convert ...
     openbert quickstart ...             python -m openbert.training.quickstart ...
@@ -45,11 +49,21 @@ COMMANDS: dict[tuple[str, ...], Command] = {
     ("finetune", "classification"): Command(
         "openbert.training.classification", "fine-tune for sequence classification (sentiment, GLUE)"),
     ("finetune", "qa"): Command("openbert.training.qa", "fine-tune for extractive question answering (SQuAD)"),
+    ("finetune", "embeddings"): Command(
+        "openbert.training.search.embeddings", "train sentence embeddings (pairs, triplets, scored pairs)"),
+    ("finetune", "reranker"): Command(
+        "openbert.training.search.reranker", "train a cross-encoder that re-ranks a retriever's top documents"),
     ("finetune", "seq2seq"): Command(
         "openbert.training.seq2seq", "fine-tune a BERT2BERT encoder-decoder (question generation, translation)"),
     ("evaluate", "classification"): Command(
         "openbert.training.classification", "evaluate a classifier on labelled data", ("--do_eval",)),
     ("evaluate", "qa"): Command("openbert.training.qa", "evaluate a QA model on SQuAD-format data", ("--do_eval",)),
+    ("evaluate", "embeddings"): Command(
+        "openbert.training.search.embeddings", "evaluate embeddings on similarity or retrieval", ("--do_eval",)),
+    ("evaluate", "reranker"): Command(
+        "openbert.training.search.reranker", "evaluate a re-ranker on a retriever's top documents", ("--do_eval",)),
+    ("search", "index"): Command("openbert.training.search.index", "embed documents into a search index"),
+    ("search", "query"): Command("openbert.training.search.query", "search an index (optionally re-ranked)"),
     ("push",): Command("openbert.training.hub.push", "push a checkpoint (weights, code, tokenizer, card) to the Hub"),
     ("convert",): Command("openbert.modeling.convert", "convert checkpoints between openbert and transformers' BERT"),
     ("quickstart",): Command("openbert.training.quickstart", "run the main job end to end on built-in data"),

@@ -5,8 +5,9 @@
 
 What goes up is what a user of the model needs and nothing else: the safetensors weights (never pickles), the
 config with its `auto_map` and the modeling code it names (so `trust_remote_code=True` loads it anywhere), the
-tokenizer files, the model card (README.md, with the repo id filled into its snippets), and the run's curves
-(*.png) and results (*results.json). Optimizer states, trainer state and intermediate checkpoints stay home.
+tokenizer files, the model card (README.md, with the repo id filled into its snippets), the run's curves
+(*.png) and results (*results.json), and for a sentence-transformers model its modules (`modules.json`, their
+configs and folders). Optimizer states, trainer state and intermediate checkpoints stay home.
 Files already on the Hub with the same content are not sent again, and a push that changes nothing creates
 no commit. The local checkpoint is only read, whatever happens.
 
@@ -44,9 +45,14 @@ logger = logging.getLogger(__name__)
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.txt")
+# A sentence-transformers model's pipeline: its modules in order, the model-level config (prompts, similarity) and
+# the transformer module's (maximum length); the other modules' folders (pooling, dense, ...) go up whole.
+SENTENCE_TRANSFORMERS_FILES = ("modules.json", "config_sentence_transformers.json", "sentence_*_config.json")
 # Top-level file patterns that are pushed; everything else in a checkpoint directory stays local.
 PUSHED_PATTERNS = ("config.json", "*.safetensors", "model.safetensors.index.json", "*.py", *TOKENIZER_FILES,
-                   CARD_FILENAME, "*.png", "*results.json")
+                   CARD_FILENAME, "*.png", "*results.json", *SENTENCE_TRANSFORMERS_FILES)
+# Pickled files are never pushed (loading one runs arbitrary code), not even inside a module folder.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle")
 
 
 class PushError(RunStopped):
@@ -63,6 +69,7 @@ def files_to_push(checkpoint_dir: str | Path) -> dict[str, Path]:
     if not directory.is_dir():
         raise PushError(f"checkpoint directory {directory} does not exist")
     files = {p.name: p for pattern in PUSHED_PATTERNS for p in sorted(directory.glob(pattern)) if p.is_file()}
+    files.update(_module_folder_files(directory))
     if "config.json" not in files:
         raise PushError(f"{directory} has no config.json: pass the directory model.save_pretrained() wrote")
     if not any(name.endswith(".safetensors") for name in files):
@@ -78,6 +85,16 @@ def files_to_push(checkpoint_dir: str | Path) -> dict[str, Path]:
         raise PushError(f"{directory} has no model card ({CARD_FILENAME}): write it with "
                         "openbert.hub_cards.write_model_card(dir, ...) first")
     return files
+
+
+def _module_folder_files(directory: Path) -> dict[str, Path]:
+    """The files of the module folders a sentence-transformers `modules.json` names (none without one)."""
+    modules_file = directory / "modules.json"
+    if not modules_file.is_file():
+        return {}
+    folders = [directory / module["path"] for module in json.loads(modules_file.read_text()) if module.get("path")]
+    return {path.relative_to(directory).as_posix(): path for folder in folders if folder.is_dir()
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.suffix not in PICKLE_SUFFIXES}
 
 
 def _check_remote_code(directory: Path, files: dict[str, Path]) -> None:
