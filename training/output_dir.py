@@ -72,10 +72,10 @@ class OpenBertTrainingArguments(TrainingArguments):
 
 
 def trainer_copy(args: TrainingArguments, **changes: Any) -> TrainingArguments:
-    """A plain copy of `args` with `changes` (`args` is not changed): an instance of the transformers class it
-    extends (`TrainingArguments`, `Seq2SeqTrainingArguments`), because the Trainer pickles its arguments into
-    every checkpoint (training_args.bin), which then loads without openbert."""
-    plain = next(cls for cls in type(args).__mro__ if cls.__module__.startswith("transformers."))
+    """A plain copy of `args` with `changes` (`args` is not changed): an instance of the first class it extends
+    that is not openbert's (`TrainingArguments`, `Seq2SeqTrainingArguments`, sentence-transformers' own), because
+    the Trainer pickles its arguments into every checkpoint (training_args.bin), which then loads without openbert."""
+    plain = next(cls for cls in type(args).__mro__ if not cls.__module__.startswith("openbert."))
     values = {f.name: getattr(args, f.name) for f in fields(plain) if f.init}
     return plain(**{**values, **changes})
 

@@ -24,6 +24,7 @@ anywhere else. It also gets `{train,eval}_results.json`, `training_curves.png` a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
@@ -33,6 +34,8 @@ from transformers import TrainerCallback, TrainingArguments
 
 from ..finetuning import RENAMED_OPTIONS
 from ..job import Prepared, run_command, run_job
+from ..output_dir import OpenBertTrainingArguments
+from ..run_trainer import RunTrainer
 from .arguments import EmbeddingDataArguments, SearchModelArguments
 from .data import PairLayout
 from .evaluation import retrieval_evaluator, similarity_evaluator
@@ -40,7 +43,18 @@ from .models import load_sentence_transformer
 from .pair_job import PairTrainingJob
 
 COMMAND = "finetune embeddings"
-ARGUMENTS = (SearchModelArguments, EmbeddingDataArguments, SentenceTransformerTrainingArguments)
+
+
+@dataclass
+class EmbeddingTrainingArguments(SentenceTransformerTrainingArguments, OpenBertTrainingArguments):
+    """sentence-transformers' `SentenceTransformerTrainingArguments` with openbert's `--overwrite_output_dir`."""
+
+
+class EmbeddingTrainer(RunTrainer, SentenceTransformerTrainer):
+    """sentence-transformers' `SentenceTransformerTrainer` that stops diverging runs (`RunTrainer`)."""
+
+
+ARGUMENTS = (SearchModelArguments, EmbeddingDataArguments, EmbeddingTrainingArguments)
 
 
 def embedding_loss(model: Any, layout: PairLayout, name: str) -> Any:
@@ -81,7 +95,7 @@ class EmbeddingJob(PairTrainingJob):
         model = self.load_model(self.model_args.model_name_or_path, self.model_args.pooling,
                                 self.data_args.max_seq_length)
         train = data.get("train")
-        trainer = SentenceTransformerTrainer(
+        trainer = EmbeddingTrainer(
             model=model, args=args, train_dataset=train,
             loss=embedding_loss(model, self.layout, self.data_args.loss) if train is not None else None,
             evaluator=(self.evaluator(data["validation"], whole_validation, args.per_device_eval_batch_size)

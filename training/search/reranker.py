@@ -23,6 +23,7 @@ uses it. It gets a model card (`pipeline_tag: text-ranking`) and pushes like any
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
@@ -33,13 +34,26 @@ from transformers import TrainerCallback, TrainingArguments
 
 from ..finetuning import RENAMED_OPTIONS
 from ..job import Prepared, run_command, run_job
+from ..output_dir import OpenBertTrainingArguments
+from ..run_trainer import RunTrainer
 from .arguments import RerankerDataArguments, SearchModelArguments
 from .evaluation import reranking_evaluator
 from .models import load_cross_encoder, load_sentence_transformer
 from .pair_job import PairTrainingJob
 
 COMMAND = "finetune reranker"
-ARGUMENTS = (SearchModelArguments, RerankerDataArguments, CrossEncoderTrainingArguments)
+
+
+@dataclass
+class RerankerTrainingArguments(CrossEncoderTrainingArguments, OpenBertTrainingArguments):
+    """sentence-transformers' `CrossEncoderTrainingArguments` with openbert's `--overwrite_output_dir`."""
+
+
+class RerankerTrainer(RunTrainer, CrossEncoderTrainer):
+    """sentence-transformers' `CrossEncoderTrainer` that stops diverging runs (`RunTrainer`)."""
+
+
+ARGUMENTS = (SearchModelArguments, RerankerDataArguments, RerankerTrainingArguments)
 
 
 class RerankerJob(PairTrainingJob):
@@ -88,7 +102,7 @@ class RerankerJob(PairTrainingJob):
         if "validation" in data:
             evaluator = reranking_evaluator(self.validation_task(data["validation"], whole_validation), retriever,
                                             self.data_args.rerank_top_k, args.per_device_eval_batch_size)
-        trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=train, loss=loss, evaluator=evaluator,
+        trainer = RerankerTrainer(model=model, args=args, train_dataset=train, loss=loss, evaluator=evaluator,
                                       callbacks=self.callbacks(callbacks))
         return Prepared(trainer, self.counts(data))
 
