@@ -158,21 +158,28 @@ def test_reranker_trains_with_mined_negatives_and_reranks_the_retrievers_top_k(t
     (["finetune", "embeddings", "--do_train", "--pad_to_max_length"], "pads each batch itself"),
     (["finetune", "embeddings", "--do_train", "--test_files", "x.json"], "no predict step"),
 ])
-def test_options_that_cannot_work_fail_before_anything_loads(arguments, message, tmp_path):
-    with pytest.raises(ValueError, match=message):
-        cli.main([*arguments, "--model_name_or_path", str(tmp_path / "absent"), "--train_files", "absent.json",
-                  "--output_dir", str(tmp_path / "out"), *RUN])
+def test_options_that_cannot_work_fail_before_anything_loads(arguments, message, tmp_path, capsys):
+    # The model folder and the data file do not exist: the options are refused before either is looked at.
+    refused(capsys, message, lambda: cli.main([*arguments, "--model_name_or_path", str(tmp_path / "absent"),
+                                               "--train_files", "absent.json", "--output_dir", str(tmp_path / "out"),
+                                               *RUN]))
 
 
-def test_data_that_cannot_work_is_refused_with_the_fix(tiny, data, tmp_path):
-    def run(*arguments: str) -> None:
-        cli.main(["finetune", "embeddings", "--model_name_or_path", tiny, "--do_train",
-                  "--output_dir", str(tmp_path / "out"), *arguments, *RUN])
+def refused(capsys, message: str, command) -> None:
+    """`command` (an `openbert` command line run in-process) stops with exit status 2 and `message` on stderr."""
+    with pytest.raises(SystemExit) as stop:
+        command()
+    assert stop.value.code == 2 and message in capsys.readouterr().err
 
-    with pytest.raises(ValueError, match="pass --max_score"):
-        run("--train_files", data["sts"])
-    with pytest.raises(ValueError, match="--loss multiple_negatives_ranking needs pairs or triplets"):
-        run("--train_files", data["sts"], "--max_score", "5", "--loss", "multiple_negatives_ranking")
+
+def test_data_that_cannot_work_is_refused_with_the_fix(tiny, data, tmp_path, capsys):
+    def run(*arguments: str):
+        return lambda: cli.main(["finetune", "embeddings", "--model_name_or_path", tiny, "--do_train",
+                                 "--output_dir", str(tmp_path / "out"), *arguments, *RUN])
+
+    refused(capsys, "pass --max_score", run("--train_files", data["sts"]))
+    refused(capsys, "--loss multiple_negatives_ranking needs pairs or triplets",
+            run("--train_files", data["sts"], "--max_score", "5", "--loss", "multiple_negatives_ranking"))
     with pytest.raises(ValueError, match="pass --text_columns"):
         resolve_layout(["id", "body"], "notes.jsonl")
     with pytest.raises(ValueError, match="has no column 'answer'"):

@@ -101,10 +101,13 @@ class FineTuningJob(TrainingJob):
         self.model_args, self.data_args, self.load_model = model_args, data_args, load_model
 
     def check(self, args: TrainingArguments) -> None:
-        check_model_source("--tokenizer_name", self.model_args.tokenizer_name)
+        # Jobs whose model options have no --tokenizer_name (search) read the checkpoint's own tokenizer, and a
+        # --max_seq_length of None means the checkpoint's own maximum.
+        check_model_source("--tokenizer_name", getattr(self.model_args, "tokenizer_name", None))
         config = load_checkpoint_config("--model_name_or_path", self.model_args.model_name_or_path)
-        check_sequence_length("--max_seq_length", self.data_args.max_seq_length, config,
-                              self.model_args.model_name_or_path)
+        if self.data_args.max_seq_length is not None:
+            check_sequence_length("--max_seq_length", self.data_args.max_seq_length, config,
+                                  self.model_args.model_name_or_path)
         if self.data_args.early_stopping_patience is None:
             return
         missing = [flag for flag, ok in (

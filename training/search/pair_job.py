@@ -32,7 +32,7 @@ class PairTrainingJob(FineTuningJob):
         self.layout: PairLayout | None = None  # known once the data are read
 
     def check(self, args: TrainingArguments) -> None:
-        super().check(args)
+        """The options first (no file is read for them), then the checkpoint and data (`FineTuningJob.check`)."""
         if not isinstance(args, self.arguments_class()):
             raise TypeError(f"pass a sentence-transformers {self.arguments_class().__name__}, not "
                             f"{type(args).__name__}: its trainer needs the fields that class adds")
@@ -40,6 +40,7 @@ class PairTrainingJob(FineTuningJob):
             raise ValueError("this command has no predict step: drop --test_files/--max_predict_samples")
         if self.data_args.pad_to_max_length:
             raise ValueError("--pad_to_max_length does not apply: sentence-transformers pads each batch itself")
+        super().check(args)
 
     def read_files(self, split: str, files: list[str]) -> datasets.Dataset:
         return read_pair_files(files)

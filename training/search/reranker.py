@@ -69,13 +69,13 @@ class RerankerJob(PairTrainingJob):
         return CrossEncoderTrainingArguments
 
     def check(self, args: TrainingArguments) -> None:
-        super().check(args)
         if self.data_args.retriever_name_or_path is None:
             if args.do_eval:
                 raise ValueError("--do_eval re-ranks a retriever's top documents: pass --retriever_name_or_path")
             if args.do_train and self.data_args.num_hard_negatives:
                 raise ValueError("--num_hard_negatives are mined with a retriever: pass --retriever_name_or_path, "
                                  "or --num_hard_negatives 0")
+        super().check(args)
 
     def with_hard_negatives(self, train: datasets.Dataset, retriever: Any) -> datasets.Dataset:
         """(query, positive) pairs with `--num_hard_negatives` documents the retriever ranks in its top
