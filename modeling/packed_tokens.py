@@ -30,10 +30,9 @@ from transformers.utils.generic import is_flash_attention_requested
 
 # On CPUs, what one more attention call costs, in wasted work (query-key pairs x hidden size): a sequence joins
 # the group of longer sequences before it when padding it to the group's longest costs less than that, and
-# starts a group of its own otherwise (`group_by_length`). One group means the padded layout. Measured on 2 cores
-# (benchmarks/README.md, "CPU attention groups"): a per-sequence call cost about as much as 200,000 units of
-# wasted work (MiniLM-sized training step per-sequence vs padded, batch 32: lengths 18-26 0.94x, 10-40 1.06x,
-# 32-128 1.16x).
+# starts a group of its own otherwise (`group_by_length`). One group means the padded layout. The value is the
+# break-even of one call per sequence measured on 2 cores (MiniLM-sized training step, batch 32, per-sequence vs
+# padded: lengths 18-26 0.94x, 10-40 1.06x, 32-128 1.16x); benchmarks/bench_attention_groups.py sweeps it.
 ATTENTION_CALL_COST = 200_000
 
 
