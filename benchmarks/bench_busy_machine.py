@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+OPENBERT = str(Path(sys.executable).with_name("openbert"))  # the command installed beside this Python
 COMPETITOR = """
 import torch
 torch.set_num_threads({threads})
@@ -64,7 +65,7 @@ def prepare(workdir: Path) -> tuple[Path, Path, Path]:
 
     corpus = sentiment_pretraining_corpus()
     tokenizer = workdir / "tokenizer"
-    subprocess.run(["openbert", "tokenizer", "train", "--train_files", str(corpus["train"]), "--vocab_size", "6000",
+    subprocess.run([OPENBERT, "tokenizer", "train", "--train_files", str(corpus["train"]), "--vocab_size", "6000",
                     "--output_dir", str(tokenizer)], check=True, stdout=subprocess.DEVNULL)
     return corpus["train"], corpus["validation"], tokenizer
 
@@ -78,11 +79,11 @@ def main() -> None:
     env = {**os.environ, **dict(item.split("=", 1) for item in args.env)}
     with tempfile.TemporaryDirectory() as workdir:
         train, validation, tokenizer = prepare(Path(workdir))
-        command = ["openbert", "pretrain", "--train_files", str(train), "--validation_files", str(validation),
+        command = [OPENBERT, "pretrain", "--train_files", str(train), "--validation_files", str(validation),
                    "--tokenizer_name", str(tokenizer), "--model_size", "tiny", "--max_seq_length", "64",
                    "--per_device_train_batch_size", "32", "--max_steps", str(args.max_steps),
                    "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none",
-                   "--output_dir", str(Path(workdir) / "run"), "--seed", "42", "--do_train"]
+                   "--output_dir", str(Path(workdir) / "run"), "--overwrite_output_dir", "--seed", "42", "--do_train"]
         quiet = timed_run(command, env, 0)
         busy = timed_run(command, env, args.competing_threads)
     print(f"openbert pretrain, tiny, {args.max_steps} steps of 32 x 64 tokens; settings: {args.env or 'defaults'}")
