@@ -25,6 +25,25 @@ def minilm_dir() -> Path:
     return Path(package.__file__).parent / "model"
 
 
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, minilm_dir) -> str:
+    """A tiny openbert checkpoint with MiniLM's tokenizer, per test module (`tiny_checkpoint.py`)."""
+    from tiny_checkpoint import save_tiny_checkpoint
+
+    return str(save_tiny_checkpoint(tmp_path_factory.mktemp("tiny"), minilm_dir))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`): tiny models gain
+    nothing from a second thread on a busy 2-core machine, and one thread here and in subprocesses runs the same
+    kernels, so weights are bit-identical across processes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def minilm_openbert_dir(minilm_dir, tmp_path_factory) -> Path:
     """all-MiniLM-L6-v2 converted into an openbert sentence-transformers checkpoint (pooling and normalisation kept)."""

@@ -10,7 +10,6 @@ from dataclasses import fields
 import pytest
 import yaml
 from huggingface_hub import ModelCard
-from tiny_checkpoint import save_tiny_checkpoint
 from transformers import AutoConfig, pipeline
 
 from openbert.training.classification import ClassificationDataArguments, main
@@ -24,11 +23,6 @@ NEGATIVE = ["an awful film", "awful acting and an awful plot", "truly awful", "a
 FAST = ["--learning_rate", "3e-3", "--lr_scheduler_type", "constant", "--per_device_train_batch_size", "8",
         "--per_device_eval_batch_size", "16",
         "--report_to", "none", "--seed", "0", "--use_cpu", "--save_strategy", "no", "--logging_steps", "2"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, minilm_dir):
-    return str(save_tiny_checkpoint(tmp_path_factory.mktemp("tiny"), minilm_dir))
 
 
 def write_csv(path, rows, header=("review", "sentiment")):

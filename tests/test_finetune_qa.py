@@ -8,7 +8,6 @@ from dataclasses import fields
 
 import pytest
 from huggingface_hub import ModelCard
-from tiny_checkpoint import save_tiny_checkpoint
 from transformers import pipeline
 
 from openbert.training.qa import QADataArguments, main
@@ -36,11 +35,6 @@ def squad_file(path, misaligned=0, unanswerable=0):
         paragraphs.append({"context": context, "qas": qas})
     path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "Trips", "paragraphs": paragraphs}]}))
     return str(path)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, minilm_dir):
-    return str(save_tiny_checkpoint(tmp_path_factory.mktemp("tiny"), minilm_dir))
 
 
 @pytest.fixture(scope="module")

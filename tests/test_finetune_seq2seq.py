@@ -9,7 +9,6 @@ import textwrap
 import datasets
 import pytest
 from huggingface_hub import ModelCard
-from tiny_checkpoint import save_tiny_checkpoint
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
 
 from openbert.modeling import OpenBertLMHeadModel, OpenBertModel
@@ -36,11 +35,6 @@ def squad_file(path, question="Where did {name} travel?", skip=()):
             "answers": [{"text": city, "answer_start": context.index(city)}]}]})
     path.write_text(json.dumps({"version": "1.1", "data": [{"title": "Trips", "paragraphs": paragraphs}]}))
     return str(path)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, minilm_dir):
-    return str(save_tiny_checkpoint(tmp_path_factory.mktemp("tiny"), minilm_dir))
 
 
 @pytest.fixture(scope="module")
