@@ -7,7 +7,9 @@ positions, hidden states and attentions recorded the transformers 5 way).
 
 Speed comes from two fast paths. When a batch has padding, the encoder runs on its real tokens only
 (`packed_tokens.py`; `config.unpad_inputs`, on by default: padded positions of `last_hidden_state` then hold
-zeros). The masked-LM head can project only the labelled rows onto the vocabulary (`config.sparse_prediction`,
+zeros); a batch that arrives packed (transformers' `DataCollatorWithFlattening`: one `(1, total_tokens)` row,
+`position_ids` restarting per sequence, `cu_seq_lens_q`/`max_length_q`) runs as it is, with no padding anywhere.
+The masked-LM head can project only the labelled rows onto the vocabulary (`config.sparse_prediction`,
 off by default because it changes the logits' shape; openbert's pretraining turns it on).
 
 The same layers make BERT's decoder (`config.is_decoder`: causal self-attention with a key/value cache;
@@ -50,7 +52,18 @@ from transformers.utils.generic import can_return_tuple, is_flash_attention_requ
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_openbert import OpenBertConfig, OpenBertEncoderDecoderConfig
-from .packed_tokens import TokenLayout, attend_packed, choose_layout, is_tracing, packed_attention
+from .packed_tokens import (
+    PACKED_BATCH_KWARGS,
+    PackedSequences,
+    TokenLayout,
+    attend_packed,
+    choose_layout,
+    find_packed_sequences,
+    is_tracing,
+    packed_attention,
+    packed_input_layout,
+    same_sequence,
+)
 
 IGNORE_INDEX = -100  # label value that losses skip (transformers' convention); the one definition in openbert
 
@@ -178,7 +191,8 @@ class OpenBertSelfAttention(nn.Module):
             qkv = _project(hidden_states, (self.query, self.key, self.value))
             if layout.attends_packed:
                 qkv = qkv.view(-1, 3, self.num_heads, self.head_dim)
-                return attend_packed(qkv, layout, dropout, self.scaling), None
+                # `(num_tokens, hidden)`, or `(1, total_tokens, hidden)` for a batch that arrived packed
+                return attend_packed(qkv, layout, dropout, self.scaling).view(hidden_states.shape), None
             query, key, value = self._split_heads(layout.unpack(qkv), 3)
             if cache is not None:
                 self_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
@@ -324,9 +338,14 @@ class OpenBertPooler(nn.Module):
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.activation = nn.Tanh()
 
-    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
-        """`(batch, seq, hidden)` -> `(batch, hidden)`."""
-        return self.activation(self.dense(sequence_output[:, 0]))
+    def forward(self, sequence_output: torch.Tensor, sequence_starts: torch.Tensor | None = None) -> torch.Tensor:
+        """`(batch, seq, hidden)` -> `(batch, hidden)`; a packed batch's `(1, total_tokens, hidden)` with its
+        sequences' first tokens `sequence_starts` `(num_sequences,)` -> `(num_sequences, hidden)`."""
+        if sequence_starts is None:
+            first_tokens = sequence_output[:, 0]
+        else:
+            first_tokens = sequence_output[0].index_select(0, sequence_starts)
+        return self.activation(self.dense(first_tokens))
 
 
 class OpenBertPredictionHeadTransform(nn.Module):
@@ -375,6 +394,8 @@ class OpenBertForPreTrainingOutput(ModelOutput):
         prediction_logits: MLM scores, `(batch, seq, vocab_size)`. With `config.sparse_prediction` and `labels`,
             only the labelled rows, `(num_labelled, vocab_size)`, in row-major order of `labels != -100`.
         seq_relationship_logits: `(batch, 2)` next-sentence scores (0 = B follows A, 1 = B is random).
+        For a packed batch, batch is 1 and seq is total_tokens, except in `seq_relationship_logits`
+        `(num_sequences, 2)`.
         mlm_loss, nsp_loss: the two parts of `loss`, when their labels are given.
         hidden_states: embeddings + every layer's output, each `(batch, seq, hidden)`.
         attentions: every layer's attention probabilities, each `(batch, heads, seq, seq)` (eager only).
@@ -447,7 +468,8 @@ class OpenBertPreTrainedModel(PreTrainedModel):
 
 
 class OpenBertModel(OpenBertPreTrainedModel):
-    """The bare encoder: `last_hidden_state` `(batch, seq, hidden)` and `pooler_output` `(batch, hidden)`."""
+    """The bare encoder: `last_hidden_state` `(batch, seq, hidden)` and `pooler_output` `(batch, hidden)`; for a
+    packed batch `(1, total_tokens, hidden)` and `(num_sequences, hidden)` (see `forward`)."""
 
     def __init__(self, config: OpenBertConfig, add_pooling_layer: bool = True):
         super().__init__(config)
@@ -492,17 +514,29 @@ class OpenBertModel(OpenBertPreTrainedModel):
                 returned as `cache`. Encoders have none.
             kwargs: transformers' keyword arguments, e.g. `output_hidden_states=True` (or a list of indices),
                 `output_attentions=True` (eager only; other implementations warn and return none), `return_dict`.
+
+        Packed batches (padding-free; encoders only), as transformers' `DataCollatorWithFlattening` makes them:
+        `input_ids`, `token_type_ids` and `position_ids` `(1, total_tokens)`, the sequences one after the other,
+        no `attention_mask`; where each sequence starts comes from `cu_seq_lens_q` `(num_sequences + 1,)` (0, then
+        each sequence's end; `cu_seq_lens_k` is the same for self-attention) with `max_length_q` (its longest
+        sequence), or, without them, from `position_ids` restarting at 0 (which costs a device sync on GPUs;
+        `return_flash_attn_kwargs=True` avoids it). `position_ids` default to 0, 1, ... within each sequence.
+        Returns `last_hidden_state` `(1, total_tokens, hidden)` and `pooler_output` `(num_sequences, hidden)`, the
+        same values as the padded batch of the same sequences at its real positions.
         """
         cache, use_cache = self._decoder_cache(cache, use_cache, encoder_hidden_states)
         past_length = 0 if cache is None else cache.get_seq_length()
+        packed = self._packed_sequences(input_ids, inputs_embeds, attention_mask, position_ids, kwargs)
+        kwargs = {key: value for key, value in kwargs.items() if key not in PACKED_BATCH_KWARGS}  # read here only
         batch_size, seq_len = self._check_inputs(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                                                 past_length)
+                                                 past_length, packed)
         device = (input_ids if input_ids is not None else inputs_embeds).device
         if token_type_ids is None:
             token_type_ids = torch.zeros(seq_len, dtype=torch.long, device=device)
         if position_ids is None:
-            position_ids = torch.arange(past_length, past_length + seq_len, device=device)
-        layout = self._choose_layout(attention_mask, batch_size, seq_len, device, kwargs)
+            position_ids = torch.arange(past_length, past_length + seq_len, device=device) if packed is None \
+                else packed.position_ids(seq_len, device)
+        layout = self._choose_layout(attention_mask, batch_size, seq_len, device, kwargs, packed)
         pack = layout.pack
         hidden_states = self.embeddings(
             None if input_ids is None else pack(input_ids),
@@ -517,7 +551,7 @@ class OpenBertModel(OpenBertPreTrainedModel):
         )
         return BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=sequence_output,
-            pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
+            pooler_output=self.pooler(sequence_output, layout.sequence_starts) if self.pooler is not None else None,
             cache=cache if use_cache else None,
         )
 
@@ -551,6 +585,10 @@ class OpenBertModel(OpenBertPreTrainedModel):
         if layout.attends_packed:
             return None, None
         shape = hidden_states.new_empty(layout.batch_size, layout.seq_len, 0)  # batch, query length, dtype, device
+        if layout.sequence_ids is not None:  # a packed row: each sequence attends to itself only
+            mask = create_bidirectional_mask(config=self.config, inputs_embeds=shape, attention_mask=None,
+                                             and_mask_function=same_sequence(layout.sequence_ids))
+            return mask, None
         if not self.config.is_decoder:
             mask = create_bidirectional_mask(config=self.config, inputs_embeds=shape, attention_mask=attention_mask)
             return mask, None
@@ -569,9 +607,11 @@ class OpenBertModel(OpenBertPreTrainedModel):
         position_ids: torch.Tensor | None,
         inputs_embeds: torch.Tensor | None,
         past_length: int = 0,
+        packed: PackedSequences | None = None,
     ) -> tuple[int, int]:
         """`(batch, seq)` of the inputs; a ValueError naming the problem and the fix for inputs that do not fit.
-        `past_length`: tokens in a decoder's cache, which the attention mask covers too."""
+        `past_length`: tokens in a decoder's cache, which the attention mask covers too. `packed`: the inputs are
+        one row of packed sequences, each of which must fit the positions (the row itself may be longer)."""
         config = self.config
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
@@ -587,6 +627,8 @@ class OpenBertModel(OpenBertPreTrainedModel):
             )
         batch_size, seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
         max_len, total_len = config.max_position_embeddings, past_length + seq_len
+        if packed is not None:
+            total_len = packed.max_len or 0  # unknown only while tracing, where nothing is checked
         if total_len > max_len:
             raise ValueError(
                 f"The sequence length {total_len} exceeds max_position_embeddings={max_len}; truncate the inputs, "
@@ -614,16 +656,42 @@ class OpenBertModel(OpenBertPreTrainedModel):
         )
         return batch_size, seq_len
 
+    def _packed_sequences(
+        self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor | None, kwargs: dict,
+    ) -> PackedSequences | None:
+        """The sequences of a packed batch (`find_packed_sequences`), or None. Decoders take padded batches: their
+        cache and causal mask are per row."""
+        inputs = input_ids if input_ids is not None else inputs_embeds
+        if inputs is None:
+            return None  # _check_inputs says what is missing
+        if not self.config.is_decoder:
+            return find_packed_sequences(tuple(inputs.shape[:2]), attention_mask, position_ids, kwargs)
+        if any(kwargs.get(key) is not None for key in PACKED_BATCH_KWARGS):
+            raise ValueError("decoders (config.is_decoder) take padded (batch, seq) batches: drop cu_seq_lens_* / "
+                             "max_length_* and pass attention_mask.")
+        return None
+
     def _choose_layout(
-        self, attention_mask: torch.Tensor | None, batch_size: int, seq_len: int, device: torch.device, kwargs: dict
+        self, attention_mask: torch.Tensor | None, batch_size: int, seq_len: int, device: torch.device, kwargs: dict,
+        packed: PackedSequences | None = None,
     ) -> TokenLayout:
-        """Packed tokens when the batch has padding and nothing needs the padded layout (see packed_tokens)."""
+        """Packed tokens when the batch has padding and nothing needs the padded layout (see packed_tokens); a
+        batch that arrives packed keeps its row."""
         config = self.config
         if is_flash_attention_requested(config) and device.type != "cuda":
             raise ValueError(
                 f"attn_implementation={config._attn_implementation!r} runs on CUDA GPUs only; on the CPU use "
                 "model.set_attn_implementation('sdpa') (or load with attn_implementation='sdpa')."
             )
+        head_dim = config.hidden_size // config.num_attention_heads
+        if packed is not None:
+            # Recording outputs needs no other layout here: the row is what every layer consumes.
+            how = None if is_tracing() else packed_attention(config._attn_implementation, device, head_dim)
+            if how is None and is_flash_attention_requested(config):
+                raise ValueError(f"flash attention cannot run packed sequences of head size {head_dim} (it takes "
+                                 "multiples of 8 up to 256); use attn_implementation='sdpa'.")
+            return packed_input_layout(packed, seq_len, device, packed_attention=how, hidden_size=config.hidden_size)
         if config.is_decoder:
             # Causal masks, caches (whose keys keep the padded layout across calls) and cross-attention all work
             # on the padded layout; decoders compute padded positions as transformers' BERT does.
@@ -631,7 +699,7 @@ class OpenBertModel(OpenBertPreTrainedModel):
         # The same reading of the flags as `capture_outputs`: an argument, else the config's default.
         records = any(kwargs.get(name, getattr(config, name, False)) for name in ("output_hidden_states",
                                                                                  "output_attentions"))
-        how = packed_attention(config._attn_implementation, device, config.hidden_size // config.num_attention_heads)
+        how = packed_attention(config._attn_implementation, device, head_dim)
         return choose_layout(attention_mask, batch_size, seq_len, unpad=config.unpad_inputs,
                              may_pack=not records and not is_tracing(), packed_attention=how,
                              hidden_size=config.hidden_size)
@@ -701,7 +769,10 @@ class OpenBertForPreTraining(_TiedMaskedLMMixin, OpenBertPreTrainedModel):
         **kwargs: Unpack[TransformersKwargs],
     ) -> OpenBertForPreTrainingOutput:
         """labels: `(batch, seq)` token ids at masked positions, -100 elsewhere.
-        next_sentence_label: `(batch,)`, 0 when B follows A, 1 when B is random."""
+        next_sentence_label: `(batch,)`, 0 when B follows A, 1 when B is random.
+        A packed batch (see `OpenBertModel.forward`): labels `(1, total_tokens)`, next_sentence_label
+        `(num_sequences,)`; `seq_relationship_logits` are then `(num_sequences, 2)`, and `prediction_logits`
+        `(1, total_tokens, vocab_size)` (or the labelled rows, with `config.sparse_prediction`)."""
         outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                             return_dict=True, **kwargs)
         prediction_logits, mlm_loss = _masked_lm(
@@ -726,7 +797,7 @@ class OpenBertForPreTraining(_TiedMaskedLMMixin, OpenBertPreTrainedModel):
 class OpenBertForMaskedLM(_TiedMaskedLMMixin, OpenBertPreTrainedModel):
     """Encoder with the masked-LM head (fill-mask): `logits` `(batch, seq, vocab_size)`. With
     `config.sparse_prediction` and `labels`, only the labelled rows: `(num_labelled, vocab_size)` in row-major
-    order of `labels != -100`."""
+    order of `labels != -100`. A packed batch (see `OpenBertModel.forward`): batch 1, seq total_tokens."""
 
     def __init__(self, config: OpenBertConfig):
         super().__init__(config)
@@ -804,7 +875,8 @@ class OpenBertLMHeadModel(_TiedMaskedLMMixin, OpenBertPreTrainedModel, Generatio
 
 
 class OpenBertForNextSentencePrediction(OpenBertPreTrainedModel):
-    """Encoder with the next-sentence head: `logits` `(batch, 2)`, 0 = B follows A, 1 = B is random."""
+    """Encoder with the next-sentence head: `logits` `(batch, 2)`, 0 = B follows A, 1 = B is random; labels
+    `(batch,)`. A packed batch (see `OpenBertModel.forward`) is scored per sequence: `(num_sequences, 2)`."""
 
     def __init__(self, config: OpenBertConfig):
         super().__init__(config)
@@ -835,12 +907,25 @@ def _classifier_dropout(config: OpenBertConfig) -> nn.Dropout:
     return nn.Dropout(config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout)
 
 
+def _reject_packed_batch(head: str, inputs: torch.Tensor | None, attention_mask: torch.Tensor | None,
+                         position_ids: torch.Tensor | None, kwargs: dict) -> None:
+    """A ValueError for a packed batch given to a head whose outputs are per padded row: QA's span logits are a
+    softmax over one sequence's positions, multiple choice scores rows of choices."""
+    packed = any(kwargs.get(key) is not None for key in PACKED_BATCH_KWARGS) or (
+        inputs is not None and find_packed_sequences(tuple(inputs.shape[:2]), attention_mask, position_ids, {}))
+    if packed:
+        raise ValueError(f"{head} takes padded (batch, seq) batches, not packed ones (cu_seq_lens_*, or position_ids "
+                         "restarting at 0 within one row): collate with padding, e.g. DataCollatorWithPadding, "
+                         "instead of DataCollatorWithFlattening.")
+
+
 class OpenBertForSequenceClassification(OpenBertPreTrainedModel):
     """Pooled `[CLS]` -> dropout -> linear: `logits` `(batch, num_labels)`.
 
     The loss follows `config.problem_type`, inferred on first use as transformers does: one label means
     regression (MSE), integer labels single-label classification (cross-entropy), float labels of shape
-    `(batch, num_labels)` multi-label classification (BCE with logits).
+    `(batch, num_labels)` multi-label classification (BCE with logits). A packed batch (see
+    `OpenBertModel.forward`) is classified per sequence: batch is then num_sequences, for logits and labels.
     """
 
     def __init__(self, config: OpenBertConfig):
@@ -885,7 +970,8 @@ class OpenBertForSequenceClassification(OpenBertPreTrainedModel):
 
 
 class OpenBertForTokenClassification(OpenBertPreTrainedModel):
-    """Per-token dropout -> linear: `logits` `(batch, seq, num_labels)`; labels -100 are ignored."""
+    """Per-token dropout -> linear: `logits` `(batch, seq, num_labels)`; labels -100 are ignored. A packed batch
+    (see `OpenBertModel.forward`): logits `(1, total_tokens, num_labels)`, labels `(1, total_tokens)`."""
 
     def __init__(self, config: OpenBertConfig):
         super().__init__(config)
@@ -919,6 +1005,7 @@ class OpenBertForQuestionAnswering(OpenBertPreTrainedModel):
 
     Padded positions get the lowest logit of the dtype, so the loss is a softmax over real tokens only.
     Positions outside the sequence are clamped to `seq` and ignored by the loss, as in transformers.
+    Packed batches are refused (a ValueError): spans are positions within a padded row.
     """
 
     def __init__(self, config: OpenBertConfig):
@@ -944,6 +1031,8 @@ class OpenBertForQuestionAnswering(OpenBertPreTrainedModel):
         end_positions: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> QuestionAnsweringModelOutput:
+        _reject_packed_batch(type(self).__name__, input_ids if input_ids is not None else inputs_embeds,
+                             attention_mask, position_ids, kwargs)
         outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                             return_dict=True, **kwargs)
         logits = self.qa_outputs(outputs.last_hidden_state)
@@ -969,6 +1058,7 @@ class OpenBertForMultipleChoice(OpenBertPreTrainedModel):
 
     Inputs are `(batch, num_choices, seq)` (`inputs_embeds`: `(batch, num_choices, seq, hidden)`); hidden states
     and attentions come back with choices folded into the batch, `(batch * num_choices, ...)`, as in transformers.
+    Packed batches are refused (a ValueError): choices are rows.
     """
 
     def __init__(self, config: OpenBertConfig):
@@ -989,6 +1079,8 @@ class OpenBertForMultipleChoice(OpenBertPreTrainedModel):
         labels: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> MultipleChoiceModelOutput:
+        _reject_packed_batch(type(self).__name__, input_ids if input_ids is not None else inputs_embeds,
+                             attention_mask, position_ids, kwargs)
         num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
 
         def flat(x: torch.Tensor | None, dims: int) -> torch.Tensor | None:  # fold choices into the batch

@@ -17,12 +17,21 @@ whenever packing cannot pay or is not allowed:
 The padded layout then zeros the padded positions of its output (`TokenLayout.output`), so a call returns
 the same `last_hidden_state` whichever layout ran.
 
+A batch can also arrive packed (`find_packed_sequences`): one `(1, total_tokens)` row holding the sequences one
+after the other, as transformers' `DataCollatorWithFlattening` makes it, with `cu_seq_lens_q` or `position_ids`
+restarting at 0 telling where each sequence starts. Its tokens are already the packed layout's, so nothing is
+gathered or scattered (`packed_input_layout`); attention runs per sequence as above, or, where it cannot run on
+packed tokens, through transformers' attention interface with a mask that keeps each sequence to itself.
+
 This file is copied next to every saved checkpoint (remote code) with the modeling file that imports it.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -49,17 +58,24 @@ class TokenLayout:
     `pack` gathers them and `unpack` scatters them back with zeros at padded positions. Attention runs on the
     packed tokens (`attend_packed`) when `cu_seqlens` (GPUs) or `groups` (CPUs) are set. `padding_mask` is set
     on a padded layout whose output must still hold zeros at padded positions, as a packed run's does (`output`).
+    A batch that arrives packed keeps its `(1, total_tokens)` form, `pack`/`unpack` included, and sets
+    `sequence_starts` (see `packed_input_layout`).
     """
 
     def __init__(self, batch_size: int, seq_len: int, indices: torch.Tensor | None = None,
                  cu_seqlens: torch.Tensor | None = None, max_len: int = 0, groups: LengthGroups | None = None,
-                 padding_mask: torch.Tensor | None = None):
+                 padding_mask: torch.Tensor | None = None, sequence_starts: torch.Tensor | None = None,
+                 sequence_ids: torch.Tensor | None = None):
         self.batch_size, self.seq_len = batch_size, seq_len
         self.indices = indices  # flat positions of the real tokens, (num_tokens,)
         self.cu_seqlens = cu_seqlens  # (batch + 1,) int32 offsets of each sequence's first token: varlen kernels' form
         self.max_len = max_len  # the longest sequence's real tokens, with cu_seqlens
         self.groups = groups
         self.padding_mask = padding_mask  # (batch, seq), 1 for real tokens
+        # Packed inputs (`packed_input_layout`): each sequence's first token, (num_sequences,), for the pooler; and,
+        # when attention runs through the interface on the `(1, total_tokens)` row, each token's sequence.
+        self.sequence_starts = sequence_starts
+        self.sequence_ids = sequence_ids
 
     @property
     def attends_packed(self) -> bool:
@@ -113,6 +129,117 @@ def choose_layout(attention_mask: torch.Tensor | None, batch_size: int, seq_len:
         if len(boundaries) > 1:
             return TokenLayout(batch_size, seq_len, indices, groups=LengthGroups(lengths, boundaries))
     return TokenLayout(batch_size, seq_len, indices)
+
+
+# The keyword arguments that describe a packed batch: transformers' `FlashAttentionKwargs`, which
+# `DataCollatorWithFlattening(return_flash_attn_kwargs=True)` returns and every transformers 5 model accepts.
+PACKED_BATCH_KWARGS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
+
+
+@dataclass
+class PackedSequences:
+    """Where the sequences of a packed `(1, total_tokens)` batch start.
+
+    cu_seqlens: `(num_sequences + 1,)` long, each sequence's first token, then `total_tokens`.
+    max_len: the longest sequence's length; None only while tracing (reading it from `cu_seqlens` is data-dependent).
+    """
+
+    cu_seqlens: torch.Tensor
+    max_len: int | None
+
+    def sequence_ids(self, total_tokens: int, device: torch.device) -> torch.Tensor:
+        """`(total_tokens,)`: the sequence each token belongs to (traceable: no data-dependent shape)."""
+        tokens = torch.arange(total_tokens, device=device)
+        return torch.searchsorted(self.cu_seqlens[1:].to(device), tokens, right=True)
+
+    def position_ids(self, total_tokens: int, device: torch.device) -> torch.Tensor:
+        """`(1, total_tokens)`: positions restarting at 0 with every sequence."""
+        tokens = torch.arange(total_tokens, device=device)
+        return (tokens - self.cu_seqlens.to(device)[self.sequence_ids(total_tokens, device)])[None]
+
+
+def find_packed_sequences(input_shape: tuple[int, ...], attention_mask: torch.Tensor | None,
+                          position_ids: torch.Tensor | None, kwargs: Mapping[str, Any]) -> PackedSequences | None:
+    """The sequences of a packed batch, or None for an ordinary `(batch, seq)` batch.
+
+    A batch is packed when it carries `cu_seq_lens_q` (or `cu_seq_lens_k`; with `max_length_q`/`max_length_k`,
+    else the longest is read from them), or, without them, when it is one row without `attention_mask` whose
+    `position_ids` restart at 0 after its first token: the two forms of transformers' `DataCollatorWithFlattening`
+    (with and without `return_flash_attn_kwargs`). Finding the starts from `position_ids` reads them, a device
+    sync on GPUs (so do reading the longest length from `cu_seq_lens_*` without `max_length_*`); it is skipped
+    while tracing, where only `cu_seq_lens_*` mark a batch as packed.
+    """
+    cu_seqlens = next((kwargs[key] for key in PACKED_BATCH_KWARGS[:2] if kwargs.get(key) is not None), None)
+    if cu_seqlens is None:
+        return _packed_from_positions(input_shape, attention_mask, position_ids)
+    if len(input_shape) != 2 or input_shape[0] != 1:
+        raise ValueError(f"cu_seq_lens_q/cu_seq_lens_k describe a packed batch, one row of shape (1, total_tokens); "
+                         f"the inputs have shape {tuple(input_shape)}. Concatenate the sequences into one row "
+                         "(transformers' DataCollatorWithFlattening), or drop cu_seq_lens_* for a padded batch.")
+    if attention_mask is not None:
+        raise ValueError("a packed batch (cu_seq_lens_q/cu_seq_lens_k) has no padding: drop attention_mask.")
+    cu_seqlens = torch.as_tensor(cu_seqlens).long()
+    _check_cu_seqlens(cu_seqlens, input_shape[1])
+    max_len = next((kwargs[key] for key in PACKED_BATCH_KWARGS[2:] if kwargs.get(key) is not None), None)
+    if max_len is None and not is_tracing():
+        max_len = int(cu_seqlens.diff().max())
+    return PackedSequences(cu_seqlens, None if max_len is None else int(max_len))
+
+
+def _packed_from_positions(input_shape: tuple[int, ...], attention_mask: torch.Tensor | None,
+                           position_ids: torch.Tensor | None) -> PackedSequences | None:
+    """Sequence starts where one row's `position_ids` restart at 0 (`find_packed_sequences`), or None."""
+    if (len(input_shape) != 2 or input_shape[0] != 1 or attention_mask is not None or position_ids is None
+            or position_ids.shape != tuple(input_shape) or is_tracing()):
+        return None
+    restarts = torch.nonzero(position_ids[0, 1:] == 0).squeeze(-1) + 1  # host ints on CPUs: no device to wait for
+    if restarts.numel() == 0:
+        return None
+    ends = torch.tensor([0, input_shape[1]], device=restarts.device)
+    cu_seqlens = torch.cat([ends[:1], restarts, ends[1:]]).long()
+    return PackedSequences(cu_seqlens, int(cu_seqlens.diff().max()))
+
+
+def _check_cu_seqlens(cu_seqlens: torch.Tensor, total_tokens: int) -> None:
+    """A ValueError for offsets that do not cut the row into non-empty sequences. Checked where it costs no device
+    sync: on host tensors (the collator's), not on a GPU's, and not while tracing."""
+    if cu_seqlens.dim() != 1 or cu_seqlens.numel() < 2:
+        raise ValueError(f"cu_seq_lens_q has shape {tuple(cu_seqlens.shape)}, expected (num_sequences + 1,): 0, "
+                         "then the end of each sequence.")
+    if cu_seqlens.device.type != "cpu" or is_tracing():
+        return
+    if cu_seqlens[0] != 0 or cu_seqlens[-1] != total_tokens or (cu_seqlens.diff() <= 0).any():
+        raise ValueError(f"cu_seq_lens_q = {cu_seqlens.tolist()} must start at 0, increase, and end at the row's "
+                         f"{total_tokens} tokens (one offset per sequence start, then the total).")
+
+
+def packed_input_layout(packed: PackedSequences, total_tokens: int, device: torch.device, *,
+                        packed_attention: str | None, hidden_size: int) -> TokenLayout:
+    """The layout of a batch that arrives packed: its `(1, total_tokens)` row as it is (no gather, no scatter).
+
+    Attention runs on the packed tokens as in `choose_layout` ("varlen": `cu_seqlens` straight from the batch;
+    "groups": `LengthGroups` of its lengths, even when they make one group, for the padded alternative here
+    would attend over all total_tokens**2 pairs), or, with `packed_attention=None`, through transformers'
+    attention interface on the row with a mask keeping every sequence to itself (`sequence_ids`).
+    """
+    starts = packed.cu_seqlens[:-1].to(device)
+    if packed_attention == "varlen":
+        return TokenLayout(1, total_tokens, cu_seqlens=packed.cu_seqlens.to(device, torch.int32),
+                           max_len=packed.max_len, sequence_starts=starts)
+    if packed_attention == "groups":
+        lengths = packed.cu_seqlens.diff()
+        groups = group_by_length(lengths.tolist(), ATTENTION_CALL_COST / hidden_size)
+        return TokenLayout(1, total_tokens, groups=LengthGroups(lengths.to(device), groups), sequence_starts=starts)
+    return TokenLayout(1, total_tokens, sequence_starts=starts,
+                       sequence_ids=packed.sequence_ids(total_tokens, device)[None])
+
+
+def same_sequence(sequence_ids: torch.Tensor) -> Callable:
+    """transformers' mask-function form (`and_mask_function` of `create_bidirectional_mask`): query and key
+    attend to each other only within one sequence. sequence_ids: `(batch, seq)`."""
+    def mask(batch_idx: torch.Tensor, head_idx: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor):
+        return sequence_ids[batch_idx, q_idx] == sequence_ids[batch_idx, kv_idx]
+    return mask
 
 
 def packed_attention(attn_implementation: str, device: torch.device, head_dim: int) -> str | None:
