@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import datasets
@@ -153,6 +154,38 @@ def test_static_eval_masks_are_reproducible_and_only_padded_later(tokenizer):
     assert torch.equal(state, torch.get_rng_state())
     assert batch["labels"][0, : len(masked[0]["labels"])].tolist() == masked[0]["labels"]
     assert batch["input_ids"][0, : len(masked[0]["input_ids"])].tolist() == masked[0]["input_ids"]
+
+
+@pytest.mark.parametrize("options", [{"seed": 11}, {"seed": 11, "whole_word_mask": True, "pad_to_multiple_of": 8},
+                                     {"generator": "seeded"}, {"premasked": True}])
+def test_packed_batch_holds_the_padded_batch(tokenizer, options):
+    """padding_free: the same tokens, segments, masks and labels as the padded batch, row after row, with
+    positions restarting per row and DataCollatorWithFlattening's cu_seq_lens_*/max_length_*."""
+    options = dict(options)
+    rows = random_rows(tokenizer, torch.Generator().manual_seed(6), 9)
+    if options.pop("premasked", False):
+        rows = list(mask_dataset(datasets.Dataset.from_list(rows), DataCollatorForPreTraining(tokenizer), seed=3))
+    if options.get("generator") == "seeded":  # unseeded collators draw from their generator: give both the same
+        options["generator"] = torch.Generator().manual_seed(2)
+        padded = DataCollatorForPreTraining(tokenizer, **options)(rows)
+        options["generator"] = torch.Generator().manual_seed(2)
+    else:
+        padded = DataCollatorForPreTraining(tokenizer, **options)(rows)
+    collator = DataCollatorForPreTraining(tokenizer, padding_free=True, **options)
+    packed = collator(rows)
+    real = padded["attention_mask"].bool()
+    lengths = [len(r["input_ids"]) for r in rows]
+    assert "attention_mask" not in packed and packed["input_ids"].shape == (1, sum(lengths))
+    for key in ("input_ids", "token_type_ids", "labels"):
+        assert packed[key].dtype == torch.long and torch.equal(packed[key][0], padded[key][real]), key
+    assert (packed["labels"] != IGNORE_INDEX).any()
+    assert packed["position_ids"][0].tolist() == [i for n in lengths for i in range(n)]
+    offsets = torch.tensor([0, *lengths]).cumsum(0)
+    for key in ("cu_seq_lens_q", "cu_seq_lens_k"):
+        assert packed[key].dtype == torch.int32 and packed[key].tolist() == offsets.tolist()
+    assert packed["max_length_q"] == packed["max_length_k"] == max(lengths)
+    assert torch.equal(packed["next_sentence_label"], padded["next_sentence_label"])
+    assert dataclasses.replace(collator, padding_free=False)(rows).keys() == padded.keys()
 
 
 def test_bad_options_raise_clear_errors(tokenizer):

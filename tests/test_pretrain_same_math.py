@@ -1,7 +1,8 @@
 """Same math: OpenBertForPreTraining and transformers' BertForPreTraining train identically.
 
 From identical weights, on the same batches from our data pipeline and collator, 20 AdamW steps in
-fp32 with dropout off give the same MLM + NSP loss at every step.
+fp32 with dropout off give the same MLM + NSP loss at every step; also when openbert trains on the collator's
+packed (padding-free) form of each batch, which transformers' BERT cannot run.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import random
 
 import datasets
+import pytest
 import torch
 from transformers import BertConfig, BertForPreTraining, BertTokenizer
 
@@ -29,7 +31,7 @@ def small_tokenizer() -> BertTokenizer:
     return tokenizer
 
 
-def training_batches(tokenizer) -> list[dict[str, torch.Tensor]]:
+def training_batches(tokenizer, padding_free: bool = False) -> list[dict[str, torch.Tensor]]:
     rng = random.Random(0)
     words = WORDS
     documents = [" ".join(" ".join(rng.choice(words) for _ in range(rng.randint(3, 10))).capitalize() + "."
@@ -37,7 +39,8 @@ def training_batches(tokenizer) -> list[dict[str, torch.Tensor]]:
     pairs = prepare_pretraining_dataset(datasets.Dataset.from_dict({"text": documents}), tokenizer,
                                         NspOptions(max_seq_length=48, dupe_factor=2, seed=0)).shuffle(seed=0)
     assert len(pairs) >= STEPS * BATCH_SIZE
-    collator = DataCollatorForPreTraining(tokenizer, generator=torch.Generator().manual_seed(0))
+    collator = DataCollatorForPreTraining(tokenizer, generator=torch.Generator().manual_seed(0),
+                                          padding_free=padding_free)
     return [collator([pairs[i] for i in range(s * BATCH_SIZE, (s + 1) * BATCH_SIZE)]) for s in range(STEPS)]
 
 
@@ -55,7 +58,8 @@ def train(model: torch.nn.Module, batches) -> list[float]:
     return losses
 
 
-def test_twenty_optimizer_steps_give_the_same_losses(tmp_path):
+@pytest.mark.parametrize("padding_free", [False, True], ids=["padded", "packed"])
+def test_twenty_optimizer_steps_give_the_same_losses(tmp_path, padding_free):
     tokenizer = small_tokenizer()
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
@@ -70,6 +74,9 @@ def test_twenty_optimizer_steps_give_the_same_losses(tmp_path):
     batches = training_batches(tokenizer)
     assert all(b["attention_mask"].eq(0).any() for b in batches[:3]), "batches should exercise padding"
     expected = train(reference, batches)
+    if padding_free:
+        batches = training_batches(tokenizer, padding_free=True)
+        assert all(b["input_ids"].shape[0] == 1 and "attention_mask" not in b for b in batches)
     got = train(ours, batches)
     assert expected[-1] < expected[0] - 0.2, "the reference did not learn; the comparison would be weak"
     for step, (a, b) in enumerate(zip(got, expected, strict=True), start=1):

@@ -20,6 +20,12 @@ the next batch before the checkpoint is written. Each epoch still gets new masks
 
 Rows that already carry `labels` (a statically masked evaluation set, see `mask_dataset`) are only
 padded, so evaluation sees the same masks every time and draws no random numbers.
+
+With `padding_free`, a batch comes out packed instead (`pack_batch`): the real tokens of all rows in one
+`(1, total_tokens)` row, in the form transformers' `DataCollatorWithFlattening(return_flash_attn_kwargs=True)`
+gives (`position_ids` restarting at 0 per sequence, `cu_seq_lens_q`/`cu_seq_lens_k`, `max_length_q`/
+`max_length_k`), which `OpenBertForPreTraining` runs with no padding at all. The batch is masked in its padded form
+first, with the same random draws, so a packed batch holds exactly the tokens and labels of the padded one.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 
 import datasets
 import torch
+import torch.nn.functional as F
 from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
@@ -50,10 +57,12 @@ class DataCollatorForPreTraining:
         mask_replace_prob: share of the selected tokens replaced by `[MASK]`.
         random_replace_prob: share of the selected tokens replaced by a random non-special token.
         whole_word_mask: select whole words instead of single WordPiece tokens.
-        pad_to_multiple_of: round the padded length up to a multiple of this (8 suits tensor cores).
+        pad_to_multiple_of: round the padded length up to a multiple of this (8 suits tensor cores); padded
+            batches only.
         seed: seed the masks of each batch from (seed, epoch, batch tokens); see the module docstring.
         epoch: the epoch being collated (with `seed`); `MaskingEpochCallback` sets it during training.
         generator: source of randomness when `seed` is None; None then means torch's global RNG.
+        padding_free: return each batch packed into one row of real tokens (`pack_batch`) instead of padded.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -65,6 +74,7 @@ class DataCollatorForPreTraining:
     seed: int | None = None
     epoch: int = 0
     generator: torch.Generator | None = None
+    padding_free: bool = False
     _special_ids: torch.Tensor = field(init=False, repr=False)
     _random_ids: torch.Tensor = field(init=False, repr=False)
     _is_continuation: torch.Tensor = field(init=False, repr=False)
@@ -97,7 +107,8 @@ class DataCollatorForPreTraining:
         """Pad `features` to one length and, unless they carry `labels` already, mask them.
 
         Returns `input_ids`, `attention_mask`, `token_type_ids`, `labels` (all `(batch, seq)`, long) and,
-        when the rows have it, `next_sentence_label` `(batch,)`.
+        when the rows have it, `next_sentence_label` `(batch,)`; with `padding_free`, that batch packed
+        (`pack_batch`).
         """
         lengths = torch.tensor([len(f["input_ids"]) for f in features])
         longest = int(lengths.max())
@@ -115,7 +126,7 @@ class DataCollatorForPreTraining:
                  "labels": labels}
         if "next_sentence_label" in features[0]:
             batch["next_sentence_label"] = torch.tensor([int(f["next_sentence_label"]) for f in features])
-        return batch
+        return pack_batch(batch) if self.padding_free else batch
 
     def _batch_generator(self, input_ids: torch.Tensor) -> torch.Generator | None:
         """With `seed`: a generator seeded by (seed, epoch, the padded batch's tokens); else None."""
@@ -176,6 +187,29 @@ class MaskingEpochCallback(TrainerCallback):
     def on_epoch_begin(self, args, state, control, **kwargs):
         # state.epoch is a float: an integer at an epoch boundary, fractional when resuming mid-epoch.
         self.collator.epoch = math.floor((state.epoch or 0) + 1e-6)
+
+
+def pack_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | int]:
+    """A padded batch's real tokens as one packed row, in `DataCollatorWithFlattening`'s form.
+
+    `input_ids`, `token_type_ids`, `labels` and `position_ids` (0, 1, ... within each sequence) become
+    `(1, total_tokens)`: row 0's real tokens, then row 1's, ...; `cu_seq_lens_q` = `cu_seq_lens_k`
+    `(batch + 1,)` int32 are the offsets where each sequence starts, then `total_tokens`; `max_length_q` =
+    `max_length_k` (Python ints) the longest sequence. `attention_mask` is dropped (there is no padding) and
+    `next_sentence_label` `(batch,)` is kept: one label per sequence.
+    """
+    real = batch["attention_mask"].bool()
+    lengths = real.sum(dim=1)
+    positions = torch.arange(real.shape[1]).expand_as(real)
+    packed: dict[str, torch.Tensor | int] = {name: batch[name][real][None]
+                                             for name in ("input_ids", "token_type_ids", "labels")}
+    packed["position_ids"] = positions[real][None]
+    cu_seqlens = F.pad(lengths.cumsum(0), (1, 0)).to(torch.int32)  # int32: the varlen kernels' type, as transformers'
+    longest = int(lengths.max())
+    packed.update(cu_seq_lens_q=cu_seqlens, cu_seq_lens_k=cu_seqlens, max_length_q=longest, max_length_k=longest)
+    if "next_sentence_label" in batch:
+        packed["next_sentence_label"] = batch["next_sentence_label"]
+    return packed
 
 
 def pad_rows(rows: Sequence[Sequence[int]], length: int, value: int) -> torch.Tensor:
