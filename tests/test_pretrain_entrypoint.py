@@ -205,6 +205,33 @@ def test_streaming_mode_trains_from_an_iterable_dataset(corpus_dir):
     assert "train_samples" not in results
 
 
+def test_padding_free_batches_train_like_padded_ones_and_token_budgets_batch_by_tokens(corpus_dir):
+    """--padding_free: the same masks and losses as padded batches (no dropout). --max_tokens_per_batch: each
+    epoch is as many batches as the budget makes, and the run reports their budget use and padding efficiency."""
+    common = {"eval_strategy": "no", "max_steps": 4, "save_steps": 10, "config_overrides": TINY_NO_DROPOUT}
+    main(tiny_args(corpus_dir, "padded", **common))
+    main(tiny_args(corpus_dir, "packed", padding_free=True, **common))
+
+    def losses(folder: str) -> dict[int, float]:
+        history = json.loads((corpus_dir / folder / "trainer_state.json").read_text())["log_history"]
+        return {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
+
+    padded, packed = losses("padded"), losses("packed")
+    assert padded.keys() == packed.keys() == {1, 2, 3, 4}
+    assert all(abs(padded[step] - packed[step]) <= 2e-4 for step in padded), (padded, packed)
+
+    results = main(tiny_args(corpus_dir, "budget", padding_free=True, max_tokens_per_batch=160, eval_steps=4,
+                             **{**common, "eval_strategy": "steps"}))
+    assert results["train_padding_efficiency"] == 1.0 and 0.5 < results["train_token_budget_use"] <= 1.0
+    assert results["eval_nsp_accuracy"] >= 0 and results["eval_mlm_loss"] > 0  # evaluated on padded batches
+    # Pairs have at most 48 tokens, so a budget of 160 holds fewer than --per_device_train_batch_size 8 of them:
+    # the epoch's length tells which batching ran.
+    batches = results["train_token_budget_batches"]
+    assert batches > math.ceil(results["train_samples"] / 8)
+    state = json.loads((corpus_dir / "budget" / "trainer_state.json").read_text())
+    assert math.isclose(state["epoch"], 4 / batches, rel_tol=1e-3)
+
+
 def test_help_explains_every_option():
     parser = HfArgumentParser(ARGUMENT_TYPES)
     ours = {f for cls in ARGUMENT_TYPES[:-1] for f in cls.__dataclass_fields__}

@@ -51,7 +51,7 @@ class Prepared:
 
     trainer: RunTrainer
     # Numbers about the data by step ("train_samples", "eval_examples", ...), reported with that step's metrics.
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int | float] = field(default_factory=dict)
     predict_dataset: Any = None
 
 

@@ -76,6 +76,15 @@ class PretrainingDataArguments(CorpusArguments):
         "help": "Select whole words: all WordPiece tokens of a word are masked together."})
     pad_to_multiple_of: int | None = field(default=None, metadata={
         "help": "Pad batches to a multiple of this length (8 suits GPU tensor cores)."})
+    padding_free: bool = field(default=False, metadata={
+        "help": "Collate each training batch as one packed row of real tokens (the form of transformers' "
+                "DataCollatorWithFlattening: position_ids restarting per sequence, cu_seq_lens_q/max_length_q) "
+                "instead of padding it: the model then computes no padding at all. Same masks as padded batches; "
+                "evaluation batches stay padded."})
+    max_tokens_per_batch: int | None = field(default=None, metadata={
+        "help": "Token-budget batching: fill each training batch (per device) with pairs up to this many real "
+                "tokens, instead of --per_device_train_batch_size pairs; the batches' padding efficiency is "
+                "logged. At least --max_seq_length; not with --streaming. Pairs well with --padding_free."})
     streaming: bool = field(default=False, metadata={
         "help": "Stream the training corpus (IterableDataset) instead of preparing it on disk; needs "
                 "--max_steps, and random next segments come from the same batch of documents."})

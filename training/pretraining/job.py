@@ -13,6 +13,10 @@ Example (WikiText-2: 48 articles to train on, the last 12 held out):
         --dupe_factor 5 --do_train --do_eval --max_steps 1500 --per_device_train_batch_size 16 \\
         --learning_rate 1e-3 --warmup_steps 100 --eval_strategy steps --eval_steps 250 --output_dir out/mini
 
+Padding-free training: `--padding_free` packs each training batch into one row of real tokens (no padding is
+computed), and `--max_tokens_per_batch N` fills batches by a budget of real tokens instead of a number of pairs
+(its padding efficiency is logged when training starts).
+
 The output directory (and every `checkpoint-N` in it) holds the model, its code (`trust_remote_code`)
 and the tokenizer, so `AutoModelForPreTraining`, `AutoModelForMaskedLM` and `pipeline("fill-mask")`
 load it; plus `train_results.json`, `eval_results.json`, `all_results.json`, `training_curves.png` and a card.
@@ -40,6 +44,7 @@ from ..job import Prepared, TrainingJob, run_command, run_job
 from ..output_dir import OpenBertTrainingArguments
 from ..preflight import check_model_source, check_sequence_length, load_checkpoint_config
 from .arguments import SIZE_PRESETS, PretrainingDataArguments, PretrainingModelArguments, preset_config
+from .batching import BatchStatistics
 from .collator import DataCollatorForPreTraining, MaskingEpochCallback, mask_dataset
 from .data import NspOptions, prepare_pretraining_dataset, prepare_pretraining_stream
 from .metrics import compute_pretraining_metrics, reduce_pretraining_logits
@@ -142,6 +147,15 @@ def build_model(model_args: PretrainingModelArguments, tokenizer: PreTrainedToke
     return model
 
 
+def token_budget_counts(statistics: BatchStatistics, padding_free: bool) -> dict[str, float]:
+    """What token-budget batching reports (logged now, and with the training metrics): batches per epoch (of all
+    processes), the share of the budget they fill, and their padding efficiency, the share of the positions the
+    model computes that are real tokens (1.0 when they are packed)."""
+    logger.info("Token-budget batches, first epoch: %s", statistics.describe())
+    return {"train_token_budget_batches": statistics.batches, "train_token_budget_use": round(statistics.budget_use, 4),
+            "train_padding_efficiency": 1.0 if padding_free else round(statistics.padding_efficiency, 4)}
+
+
 class PretrainingJob(TrainingJob):
     """MLM + NSP pretraining on a corpus of documents."""
 
@@ -156,6 +170,13 @@ class PretrainingJob(TrainingJob):
     def check(self, args: TrainingArguments) -> None:
         if self.data_args.streaming and args.do_train and args.max_steps <= 0:
             raise ValueError("--streaming has no length to count epochs by: pass --max_steps.")
+        budget = self.data_args.max_tokens_per_batch
+        if budget is not None and self.data_args.streaming:
+            raise ValueError("--max_tokens_per_batch needs the lengths of all training pairs up front; drop "
+                             "--streaming (or use --per_device_train_batch_size).")
+        if budget is not None and budget < self.data_args.max_seq_length:
+            raise ValueError(f"--max_tokens_per_batch {budget} is below --max_seq_length "
+                             f"{self.data_args.max_seq_length}: a longest pair would not fit in a batch.")
         if self.model_args.model_name_or_path is None and self.model_args.model_size not in SIZE_PRESETS:
             raise ValueError(f"--model_size {self.model_args.model_size!r}: choose one of {list(SIZE_PRESETS)}.")
         check_model_source("--tokenizer_name", self.model_args.tokenizer_name)
@@ -236,19 +257,24 @@ class PretrainingJob(TrainingJob):
             random_replace_prob=data.random_replace_prob, whole_word_mask=data.whole_word_mask,
             pad_to_multiple_of=data.pad_to_multiple_of, seed=args.seed,
         )
+        # Evaluation keeps padded batches: the metrics count per example, and the Trainer gathers per row.
+        train_collator = dataclasses.replace(collator, padding_free=True) if data.padding_free else collator
         with args.main_process_first(desc="preparing NSP pairs"):
             train_dataset = self.training_pairs(train_documents, tokenizer, args.seed) if args.do_train else None
             eval_dataset = (self.evaluation_pairs(eval_documents, tokenizer, collator, args.seed)
                             if eval_documents is not None else None)
         trainer = PreTrainingTrainer(
             model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
-            data_collator=collator, compute_metrics=compute_pretraining_metrics,
-            preprocess_logits_for_metrics=reduce_pretraining_logits,
-            callbacks=[MaskingEpochCallback(collator), *callbacks],
+            data_collator=train_collator, eval_data_collator=collator, compute_metrics=compute_pretraining_metrics,
+            preprocess_logits_for_metrics=reduce_pretraining_logits, max_tokens_per_batch=data.max_tokens_per_batch,
+            callbacks=[MaskingEpochCallback(train_collator), *callbacks],
         )
         counts = {"eval_samples": len(eval_dataset)} if eval_dataset is not None else {}
         if train_dataset is not None and not data.streaming:
             counts["train_samples"] = len(train_dataset)
+        if train_dataset is not None and data.max_tokens_per_batch is not None:
+            counts.update(token_budget_counts(trainer.token_budget_sampler(train_dataset).statistics(),
+                                              data.padding_free))
         return Prepared(trainer, counts)
 
     def card_facts(self) -> CardFacts:
