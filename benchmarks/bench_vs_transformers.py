@@ -11,6 +11,10 @@ and with its default config (full MLM logits, like transformers); and the peak m
 Tokens/s counts real tokens only, so both models are credited for the same work. Ratios are ours /
 transformers'.
 
+One more row compares openbert with itself: the pretraining step on the same pairs and masks, collated by its
+pretraining collator either into packed rows (`padding_free=True`, no padding anywhere) or into padded batches
+that the model unpads; collation is timed too, as a Trainer with `dataloader_num_workers=0` runs it.
+
 On a GPU (`--device cuda`, bfloat16 by default): inference runs with weights in `--dtype`, the pretraining
 step with float32 weights under autocast to `--dtype` (what Trainer's `bf16=True` does), and peak memory is
 the CUDA allocator's. With `--peak-tflops` (the chip's dense matmul peak in `--dtype`), it also prints the
@@ -35,6 +39,7 @@ import transformers
 
 from openbert import modeling
 from openbert.modeling import IGNORE_INDEX
+from openbert.training.pretraining.collator import DataCollatorForPreTraining
 
 SIZES = {
     "mini": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024,
@@ -42,7 +47,7 @@ SIZES = {
     "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
                  lengths=(32, 256)),
 }
-MASK_ID, VOCAB = 103, 30522
+PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID, VOCAB = 0, 100, 101, 102, 103, 30522
 
 
 @dataclass
@@ -202,6 +207,62 @@ def pretraining(size: str, args: argparse.Namespace, sparse_prediction: bool) ->
     return throughput(batches, seconds, 3 * forward_flops(size, batches, labelled))
 
 
+def bert_like_tokenizer() -> transformers.BertTokenizer:
+    """A tokenizer with BERT-base's special-token ids and vocabulary size, for the pretraining collator (it reads
+    only ids: special tokens, [MASK], the vocabulary's size)."""
+    specials = {"[PAD]": PAD_ID, "[UNK]": UNK_ID, "[CLS]": CLS_ID, "[SEP]": SEP_ID, "[MASK]": MASK_ID}
+    names = {index: name for name, index in specials.items()}
+    tokenizer = transformers.BertTokenizer(vocab={names.get(i, f"w{i}"): i for i in range(VOCAB)})
+    assert len(tokenizer) == VOCAB
+    return tokenizer
+
+
+def pretraining_rows(batch: Batch, seed: int) -> list[dict]:
+    """The batch's sequences as the pretraining data pipeline's rows: `[CLS] A [SEP] B [SEP]`, NSP label."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for ids, types, mask in zip(batch.inputs["input_ids"], batch.inputs["token_type_ids"],
+                                batch.inputs["attention_mask"], strict=True):
+        length = int(mask.sum())
+        ids = ids[:length].clone()
+        ids[[0, int((types[:length] == 0).sum()) - 1, length - 1]] = torch.tensor([CLS_ID, SEP_ID, SEP_ID])
+        rows.append({"input_ids": ids.tolist(), "token_type_ids": types[:length].tolist(),
+                     "next_sentence_label": int(torch.randint(0, 2, (1,), generator=generator))})
+    return rows
+
+
+class Collated:
+    """Batches collated anew on every pass (on the CPU, then moved to `device`), as a data loader gives them."""
+
+    def __init__(self, batches_of_rows: list[list[dict]], collator: DataCollatorForPreTraining, device: torch.device):
+        self.batches_of_rows, self.collator, self.device = batches_of_rows, collator, device
+
+    def __iter__(self):
+        for rows in self.batches_of_rows:
+            batch = self.collator(rows)
+            yield {name: value.to(self.device) if isinstance(value, torch.Tensor) else value
+                   for name, value in batch.items()}
+
+
+def packed_pretraining(size: str, args: argparse.Namespace) -> Measure:
+    """openbert's pretraining step (`sparse_prediction`, as its pretraining runs) on packed rows vs padded batches
+    of the same pairs, collated by its pretraining collator (same seed: the same masks)."""
+    with tempfile.TemporaryDirectory() as directory:
+        save_random_bert(size, directory, "ForPreTraining")
+        model = modeling.OpenBertForPreTraining.from_pretrained(directory, attn_implementation="sdpa",
+                                                                sparse_prediction=True).to(args.device)
+    low, high = SIZES[size]["lengths"]
+    batches = [make_batch(args.batch_size, low, high, seed) for seed in range(args.batches)]
+    rows = [pretraining_rows(b, seed) for seed, b in enumerate(batches)]
+    tokenizer = bert_like_tokenizer()
+    runs = {name: pretraining_step_runner(model, Collated(rows, DataCollatorForPreTraining(
+        tokenizer, seed=0, padding_free=padding_free), args.device), args.dtype)
+        for name, padding_free in (("packed", True), ("padded + unpad", False))}
+    seconds = alternate(runs, args.repeats, args.device)
+    tokens = sum(b.real_tokens for b in batches)
+    return Measure({name: tokens / s for name, s in seconds.items()}, padding_share=padding_share(batches))
+
+
 def _peak_memory_child(directory: str, size: str, args: argparse.Namespace, library: str, queue) -> None:
     """In a fresh process that loads only the measured model: the peak memory of two pretraining steps
     (optimizer state included) above that of the loaded model and its batch, in MiB. On CPU the process's
@@ -255,6 +316,9 @@ def peak_memory(size: str, args: argparse.Namespace) -> Measure:
     return Measure(result)
 
 
+PACKED_ROW = "pretraining step, packed batches (tokens/s)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["mini", "base"], choices=list(SIZES))
@@ -279,7 +343,7 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, {where}, {args.dtype}; "
           f"{args.batches} batches of {args.batch_size}, median of {args.repeats}")
-    rows, results, shares = [], {}, {}
+    rows, results, shares, packed_rows = [], {}, {}, []
     for size in args.sizes:
         variable = inference(size, args, full_length=False)
         measured = {
@@ -290,7 +354,10 @@ def main() -> None:
             "pretraining step peak memory (MiB)": peak_memory(size, args),
         }
         shares[size] = variable.padding_share
+        packed = packed_pretraining(size, args)
+        packed_rows.append((size, packed.values["packed"], packed.values["padded + unpad"]))
         results[size] = {name: m.values for name, m in measured.items()}
+        results[size][PACKED_ROW] = packed.values
         results[size]["variable-length padding share"] = shares[size]
         for name, m in measured.items():
             ours, theirs = m.values["openbert"], m.values["transformers"]
@@ -307,6 +374,10 @@ def main() -> None:
         if args.peak_tflops:
             cells += [f"{mfu[lib]:.1%}" if mfu else "" for lib in ("openbert", "transformers")]
         print(f"| {size} | {name} | " + " | ".join(cells) + " |")
+    print("\nopenbert alone, its pretraining collator's two forms of the same batches:\n"
+          "| size | measure | packed | padded + unpad | ratio |\n|---|---|---:|---:|---:|")
+    for size, packed, padded in packed_rows:
+        print(f"| {size} | {PACKED_ROW} | {packed:,.0f} | {padded:,.0f} | {packed / padded:.2f}x |")
     print()
     for size, share in shares.items():
         # Why the bound: the dense layers cost the same per token in both libraries, so skipping padding can
