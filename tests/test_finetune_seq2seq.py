@@ -8,13 +8,20 @@ import textwrap
 
 import datasets
 import pytest
+import torch
+import transformers
 from huggingface_hub import ModelCard
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
 
 from openbert.modeling import OpenBertLMHeadModel, OpenBertModel
 from openbert.training.seq2seq import Seq2SeqDataArguments, Seq2SeqJob, main
 from openbert.training.seq2seq.arguments import Seq2SeqModelArguments
-from openbert.training.seq2seq.generation import generation_scores
+from openbert.training.seq2seq.data import encode_pair, question_generation_pairs
+from openbert.training.seq2seq.generation import (
+    generation_scores,
+    init_cross_attention_from_self_attention,
+    load_seq2seq_model,
+)
 
 NAMES = ["Ada", "Bob", "Cleo", "Dan"]
 CITIES = ["Paris", "Lyon", "Nice", "Rome"]
@@ -57,6 +64,32 @@ def test_question_generation_pairs_answer_and_its_sentence_with_the_question(tmp
         ("q1", "Lyon", "In spring Bob travelled to Lyon.", "Where did Bob travel?")]
 
 
+def test_highlight_answer_marks_the_answer_inside_its_sentence_with_sep(tmp_path, tiny):
+    job = Seq2SeqJob(Seq2SeqModelArguments(tiny), Seq2SeqDataArguments(
+        task="question_generation", highlight_answer=True, train_files=[squad_file(tmp_path / "t.json")]))
+    pairs = job.split_pairs("train").to_list()
+    assert [(p["source"], p["source_context"]) for p in pairs[:2]] == [
+        ("Paris", "In spring Ada travelled to [SEP] Paris [SEP]."),
+        ("Lyon", "In spring Bob travelled to [SEP] Lyon [SEP].")]
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    ids = encode_pair(pairs[0], tokenizer, 32, 12)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(ids) == [
+        "[CLS]", "paris", "[SEP]", "in", "spring", "ada", "travelled", "to", "[SEP]", "paris", "[SEP]", ".", "[SEP]"]
+
+
+@pytest.mark.parametrize(("context", "answer", "expected"), [
+    ("First one. Then  Ada went home. Done.", "Ada", "Then  [SEP] Ada [SEP] went home."),
+    ("  Leading space and Ada here.", "Ada", "Leading space and [SEP] Ada [SEP] here."),
+    ("Ada went to Paris. It was mild.", "Paris. It", "Ada went to [SEP] Paris. [SEP]"),  # cut at the sentence
+])
+def test_highlight_finds_the_answer_in_its_stripped_sentence(context, answer, expected):
+    record = {"id": "q", "context": context, "question": "?",
+              "answers": {"text": [answer], "answer_start": [context.index(answer)]}}
+    assert question_generation_pairs([record], answer_marker="[SEP]")[0]["source_context"] == expected
+    assert question_generation_pairs([record])[0]["source_context"] == expected.replace("[SEP] ", "").replace(
+        " [SEP]", "")
+
+
 def test_translation_pairs_questions_by_id_and_holds_out_the_last(tmp_path, tiny):
     english = squad_file(tmp_path / "en.json")
     german = squad_file(tmp_path / "de.json", question="Wohin reiste {name}?")
@@ -96,6 +129,7 @@ def test_translation_without_a_target_for_every_id_is_a_clear_error(tmp_path, ti
     (["--task", "question_generation", "--target_files", "x.json"], "only it uses them"),
     (["--validation_split_percentage", "10", "--validation_files", "v.jsonl"], "not both"),
     (["--predict_with_generate", "false"], "pass --predict_with_generate"),
+    (["--highlight_answer"], "--highlight_answer marks answers for --task question_generation"),
     (["--source_column", "text"], r"record 0 has no text in column\(s\) text \(its columns: source, target\)"),
 ])
 def test_bad_input_fails_before_any_training(tmp_path, tiny, options, message):
@@ -152,3 +186,62 @@ def test_the_output_loads_through_remote_code_without_openbert(trained, tmp_path
     completed = subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, timeout=300,
                                capture_output=True, text=True)
     assert completed.stdout.split()[-2:] == ["OpenBertEncoderDecoderModel", "transformers_modules"]
+
+
+def cross_and_self_attention(decoder):
+    """{crossattention weight name: (its tensor, the same layer's self-attention tensor)}."""
+    parameters = dict(decoder.named_parameters())
+    return {name: (value, parameters[name.replace(".crossattention.", ".attention.")])
+            for name, value in parameters.items() if ".crossattention." in name}
+
+
+def test_cross_attention_starts_random_by_default_and_as_a_copy_of_self_attention_when_asked(tiny):
+    torch.manual_seed(0)
+    reference = load_seq2seq_model(tiny)
+    random = cross_and_self_attention(reference.decoder)
+    torch.manual_seed(0)  # the same draws for the other new weights (the LM head's transform)
+    copied = load_seq2seq_model(tiny, cross_attention_init="self_attention")
+    pairs = cross_and_self_attention(copied.decoder)
+    layers = copied.decoder.config.num_hidden_layers
+    # query, key, value, output dense and LayerNorm, weight and bias each, in every layer
+    assert len(pairs) == len(random) == 10 * layers
+    assert all(torch.equal(cross, own) for cross, own in pairs.values())
+    assert not torch.equal(*random[next(n for n in random if n.endswith("crossattention.self.query.weight"))])
+    # A copy, not a shared tensor: training moves them apart.
+    assert all(cross.data_ptr() != own.data_ptr() for cross, own in pairs.values())
+    # Everything else is what the random-init model loads.
+    reference = reference.state_dict()
+    assert all(torch.equal(value, reference[name]) for name, value in copied.state_dict().items()
+               if ".crossattention." not in name)
+
+
+def test_cross_attention_copy_works_on_transformers_bert_decoders():
+    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=32, is_decoder=True, add_cross_attention=True)
+    decoder = transformers.BertLMHeadModel(config)
+    assert init_cross_attention_from_self_attention(decoder) == 20
+    assert all(torch.equal(cross, own) for cross, own in cross_and_self_attention(decoder).values())
+    with pytest.raises(ValueError, match="no cross-attention"):
+        init_cross_attention_from_self_attention(transformers.BertLMHeadModel(transformers.BertConfig(
+            vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+            is_decoder=True)))
+
+
+def test_cross_attention_init_reaches_the_model_loader_and_refuses_finished_models(tmp_path, tiny):
+    calls = []
+
+    def loader(path, tie_encoder_decoder, **options):
+        calls.append(options)
+        return load_seq2seq_model(path, tie_encoder_decoder, **options)
+
+    data = squad_file(tmp_path / "train.json")
+    for init in ("random", "self_attention"):
+        job = Seq2SeqJob(Seq2SeqModelArguments(tiny, cross_attention_init=init),
+                         Seq2SeqDataArguments(task="question_generation", train_files=[data]), loader)
+        job.prepare(transformers.Seq2SeqTrainingArguments(str(tmp_path / init), report_to="none", use_cpu=True,
+                                                          do_train=True), ())
+    assert calls == [{}, {"cross_attention_init": "self_attention"}]  # the default keeps two-argument loaders
+    saved = tmp_path / "bert2bert"
+    load_seq2seq_model(tiny).save_pretrained(saved)
+    with pytest.raises(ValueError, match="already a sequence-to-sequence model: --cross_attention_init"):
+        load_seq2seq_model(str(saved), cross_attention_init="self_attention")

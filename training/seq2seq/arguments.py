@@ -15,6 +15,12 @@ class Seq2SeqModelArguments(ModelArguments):
     tie_encoder_decoder: bool = field(default=False, metadata={
         "help": "Share the weights of the encoder and the decoder (Rothe et al.'s BERTShare: half the parameters). "
                 "Only when a new model is built from an encoder checkpoint."})
+    cross_attention_init: Literal["random", "self_attention"] = field(default="random", metadata={
+        "help": "How the decoder's new cross-attention starts when a model is built from an encoder checkpoint. "
+                "random: as transformers does. self_attention: a copy of the same layer's pretrained "
+                "self-attention (query, key, value, output projection and LayerNorm), so that from the first step "
+                "it reads the encoder's output with pretrained projections; learns to use the source in fewer "
+                "steps (see benchmarks/README.md, question generation)."})
 
 
 @dataclass
@@ -25,6 +31,10 @@ class Seq2SeqDataArguments(FineTuningDataArguments):
                 "sentence that holds it, the target the question. translation: SQuAD-format data; each question "
                 "is translated into the question of the same id in --target_files (e.g. xquad.en.json -> "
                 "xquad.de.json)."})
+    highlight_answer: bool = field(default=False, metadata={
+        "help": "--task question_generation: also mark the answer inside its sentence between two of the "
+                "tokenizer's [SEP] tokens (answer-aware highlighting), e.g. `[CLS] Paris [SEP] In spring Ada "
+                "travelled to [SEP] Paris [SEP] . [SEP]`."})
     source_column: str = field(default="source", metadata={"help": "--task columns: the column of the input text."})
     target_column: str = field(default="target", metadata={"help": "--task columns: the column of the output text."})
     target_files: list[str] | None = field(default=None, metadata={

@@ -35,7 +35,20 @@ def sentences(text: str) -> list[tuple[int, str]]:
 
 def answer_sentence(context: str, answer_start: int) -> str:
     """The sentence of `context` in which the answer starting at `answer_start` starts."""
-    return [sentence for start, sentence in sentences(context) if start <= answer_start][-1]
+    return answer_sentence_and_offset(context, answer_start)[0]
+
+
+def answer_sentence_and_offset(context: str, answer_start: int) -> tuple[str, int]:
+    """The sentence in which the answer starts, and the answer's offset in that (stripped) sentence."""
+    start, sentence = [(start, sentence) for start, sentence in sentences(context) if start <= answer_start][-1]
+    leading = len(context[start:]) - len(context[start:].lstrip())  # what strip() took off the sentence's start
+    return sentence, answer_start - start - leading
+
+
+def highlight(sentence: str, offset: int, length: int, marker: str) -> str:
+    """`sentence` with the span `[offset, offset + length)` between two markers (cut at the sentence's end)."""
+    end = min(offset + length, len(sentence))
+    return f"{sentence[:offset]}{marker} {sentence[offset:end]} {marker}{sentence[end:]}"
 
 
 def answerable(records: Iterable[dict]) -> list[dict]:
@@ -43,13 +56,20 @@ def answerable(records: Iterable[dict]) -> list[dict]:
     return [record for record in records if record.get("answers") and record["answers"]["text"]]
 
 
-def question_generation_pairs(records: Iterable[dict]) -> list[dict[str, Any]]:
-    """(answer, its sentence) -> question, for every answerable flat SQuAD record (its first answer)."""
+def question_generation_pairs(records: Iterable[dict], answer_marker: str | None = None) -> list[dict[str, Any]]:
+    """(answer, its sentence) -> question, for every answerable flat SQuAD record (its first answer).
+
+    With `answer_marker` (e.g. the tokenizer's "[SEP]"), the answer is also marked inside its sentence ("...
+    travelled to [SEP] Paris [SEP] ."), so that the model sees where in the sentence the question points.
+    """
     pairs = []
     for record in answerable(records):
         answer, start = record["answers"]["text"][0], record["answers"]["answer_start"][0]
-        pairs.append({"id": str(record["id"]), "source": answer,
-                      "source_context": answer_sentence(record["context"], start), "target": record["question"]})
+        sentence, offset = answer_sentence_and_offset(record["context"], start)
+        if answer_marker is not None:
+            sentence = highlight(sentence, offset, len(answer), answer_marker)
+        pairs.append({"id": str(record["id"]), "source": answer, "source_context": sentence,
+                      "target": record["question"]})
     return pairs
 
 

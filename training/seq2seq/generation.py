@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 from transformers import AutoConfig, EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
 
 from openbert.modeling import OpenBertEncoderDecoderModel
@@ -16,18 +17,49 @@ from ..metrics import load_metric
 logger = logging.getLogger(__name__)
 
 
-def load_seq2seq_model(path: str, tie_encoder_decoder: bool = False) -> PreTrainedModel:
+def load_seq2seq_model(path: str, tie_encoder_decoder: bool = False, cross_attention_init: str = "random"
+                       ) -> PreTrainedModel:
     """An existing sequence-to-sequence checkpoint as it is, or a new BERT2BERT whose encoder and decoder both
     start from the encoder checkpoint `path` (openbert or transformers' BERT); the decoder's cross-attention is
-    new and starts from random values."""
+    new: random (`cross_attention_init="random"`, as transformers does) or a copy of each layer's self-attention
+    (`"self_attention"`, see `init_cross_attention_from_self_attention`)."""
+    if cross_attention_init not in ("random", "self_attention"):
+        raise ValueError(f"--cross_attention_init is random or self_attention, not {cross_attention_init!r}")
     if AutoConfig.from_pretrained(path).is_encoder_decoder:
-        if tie_encoder_decoder:
-            raise ValueError(f"{path} is already a sequence-to-sequence model: --tie_encoder_decoder applies only "
-                             "when a model is built from an encoder checkpoint")
+        for option, value in (("--tie_encoder_decoder", tie_encoder_decoder),
+                              ("--cross_attention_init self_attention", cross_attention_init != "random")):
+            if value:
+                raise ValueError(f"{path} is already a sequence-to-sequence model: {option} applies only when a "
+                                 "model is built from an encoder checkpoint")
         return OpenBertEncoderDecoderModel.from_pretrained(path)
-    logger.info("BERT2BERT from %s: encoder and decoder warm-started, cross-attention new", path)
-    return OpenBertEncoderDecoderModel.from_encoder_decoder_pretrained(path, path,
-                                                                       tie_encoder_decoder=tie_encoder_decoder)
+    logger.info("BERT2BERT from %s: encoder and decoder warm-started, cross-attention new (%s)", path,
+                cross_attention_init)
+    model = OpenBertEncoderDecoderModel.from_encoder_decoder_pretrained(path, path,
+                                                                        tie_encoder_decoder=tie_encoder_decoder)
+    if cross_attention_init == "self_attention":
+        init_cross_attention_from_self_attention(model.decoder)
+    return model
+
+
+def init_cross_attention_from_self_attention(decoder: torch.nn.Module) -> int:
+    """Copy each layer's self-attention block (`attention.*`: query, key, value, output projection, LayerNorm)
+    into its new cross-attention block (`crossattention.*`); returns the number of tensors copied.
+
+    Random cross-attention adds noise to every decoder layer and has to learn from nothing how to read the
+    encoder, which a few hundred steps on a small data set do not teach (the model writes the same question for
+    every input). The copy attends from the first step with projections BERT learnt in pretraining; the encoder
+    and decoder start from the same checkpoint, so the encoder's output lives in the space those projections were
+    trained on. Works on openbert's and transformers' BERT decoders (same weight names).
+    """
+    parameters = dict(decoder.named_parameters())
+    pairs = [(name, name.replace(".crossattention.", ".attention.")) for name in parameters
+             if ".crossattention." in name]
+    if not pairs:
+        raise ValueError("the decoder has no cross-attention (crossattention.* weights) to initialise")
+    with torch.no_grad():
+        for target, source in pairs:
+            parameters[target].copy_(parameters[source])
+    return len(pairs)
 
 
 def configure_generation(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_length: int,

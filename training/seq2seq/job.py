@@ -85,6 +85,9 @@ class Seq2SeqJob(FineTuningJob):
         if (data.task == "translation") != bool(data.target_files):
             raise ValueError("--task translation needs --target_files (SQuAD-format files in the target language), "
                              f"and only it uses them (--task is {data.task!r})")
+        if data.highlight_answer and data.task != "question_generation":
+            raise ValueError(f"--highlight_answer marks answers for --task question_generation (--task is "
+                             f"{data.task!r})")
         if data.validation_split_percentage is not None and data.validation_files:
             raise ValueError("pass --validation_files or --validation_split_percentage, not both")
         if (args.do_eval or args.do_predict) and not args.predict_with_generate:
@@ -99,7 +102,8 @@ class Seq2SeqJob(FineTuningJob):
         records, where = self.load_split(split)
         data = self.data_args
         if data.task == "question_generation":
-            pairs = question_generation_pairs(records)
+            marker = self.load_tokenizer().sep_token if data.highlight_answer else None
+            pairs = question_generation_pairs(records, answer_marker=marker)
         elif data.task == "translation":
             pairs = translation_pairs(records, read_qa_files(data.target_files), where)
         else:
@@ -134,7 +138,8 @@ class Seq2SeqJob(FineTuningJob):
             if split == "test":
                 self.predict_pairs = pairs.to_list()
         with without_load_report():  # the decoder's cross-attention is new: logged by load_seq2seq_model
-            model = self.load_model(self.model_args.model_name_or_path, self.model_args.tie_encoder_decoder)
+            model = self.load_model(self.model_args.model_name_or_path, self.model_args.tie_encoder_decoder,
+                                    **self.cross_attention_options())
         model = configure_generation(
             model, tokenizer,
             max_length=args.generation_max_length or data.max_target_length,
@@ -144,6 +149,12 @@ class Seq2SeqJob(FineTuningJob):
             processing_class=tokenizer, data_collator=self.collator_for(tokenizer, model),
             compute_metrics=build_compute_metrics(tokenizer), callbacks=self.callbacks(callbacks))
         return Prepared(trainer, counts, predict_dataset=inputs.get("test"))
+
+    def cross_attention_options(self) -> dict[str, str]:
+        """`load_model`'s keyword for --cross_attention_init; none at the default, so that a `load_model` of the
+        old two-argument form keeps working."""
+        init = self.model_args.cross_attention_init
+        return {} if init == "random" else {"cross_attention_init": init}
 
     def collator_for(self, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> DataCollatorForSeq2Seq:
         """Pads sources with [PAD] and labels with -100 (ignored by the loss), per batch unless asked otherwise."""
@@ -172,7 +183,8 @@ def run_seq2seq(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArgumen
                 callbacks: Sequence[TrainerCallback] = ()) -> dict[str, float]:
     """Run the requested --do_train/--do_eval/--do_predict steps; return every reported number.
 
-    `load_model(path, tie_encoder_decoder)` builds the model; it defaults to `load_seq2seq_model` (openbert halves).
+    `load_model(path, tie_encoder_decoder)` builds the model (also given `cross_attention_init=` when
+    --cross_attention_init is not random); it defaults to `load_seq2seq_model` (openbert halves).
     """
     return run_job(Seq2SeqJob(model_args, data_args, load_model), training_args, callbacks)
 
