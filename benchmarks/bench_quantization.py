@@ -1,29 +1,45 @@
-"""Dynamic int8 quantization for CPU inference: accuracy and speed of a fine-tuned classifier, fp32 vs int8.
+"""int8 inference on CPU: accuracy, speed and file size of a fine-tuned classifier, fp32 vs int8 variants.
 
     python benchmarks/bench_quantization.py CHECKPOINT              # SST-2 dev from ../shared/data
-    python benchmarks/bench_quantization.py CHECKPOINT --dev_file dev.tsv --repeats 5
+    python benchmarks/bench_quantization.py CHECKPOINT --variants fp32 int8-per-channel onnxruntime-int8
+    python benchmarks/bench_quantization.py CHECKPOINT --keep_fp32 "*.output.dense" --repeats 5
 
 CHECKPOINT is a fine-tuned sequence classifier (e.g. `bench_finetune_vs_transformers.py sst2`'s
-`openbert-seed42`). `torch.ao.quantization.quantize_dynamic` replaces every `nn.Linear` with an int8
-version (weights quantized once, activations per batch); both models classify the whole dev set in the
-same process, alternating, and the script prints accuracy, agreement and the median wall time of each.
+`openbert-seed42`). The variants:
+
+- `fp32`: the checkpoint as loaded (openbert's packed path: no compute on padding);
+- `int8`: `torch.ao.quantization.quantize_dynamic` on every `nn.Linear` (int8 weights with one scale per
+  matrix, activations quantized per batch); `int8-per-channel`: one scale per output row, which follows
+  rows of very different magnitude (BERT's feed-forward output layers have some) far better;
+  `--keep_fp32 PATTERN...` leaves the matching modules (fnmatch on their names) in fp32 in both;
+- `onnxruntime-int8`: the model exported to ONNX (torch's dynamo exporter, padded layout) and quantized by
+  ONNX Runtime's `quantize_dynamic` (int8 weights per channel), run by ONNX Runtime.
+
+Every variant classifies the whole dev set in one process, alternating, after one warm-up pass; the script
+prints accuracy, agreement with fp32, the median wall time, the speed-up over fp32 and each variant's file
+size (the weights as each would be saved) relative to fp32's.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.ao.quantization import quantize_dynamic
+from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import openbert  # noqa: F401  (registers openbert with the Auto classes)
 
 DEFAULT_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue" / "SST-2" / "dev.tsv"
+VARIANTS = ("fp32", "int8", "int8-per-channel", "onnxruntime-int8")
+Batches = list[dict[str, torch.Tensor]]
 
 
 def read_tsv(path: Path) -> tuple[list[str], list[int]]:
@@ -32,17 +48,60 @@ def read_tsv(path: Path) -> tuple[list[str], list[int]]:
     return [row["sentence"] for row in rows], [int(row["label"]) for row in rows]
 
 
-@torch.inference_mode()
-def predict(model, batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-    return torch.cat([model(**batch).logits.argmax(-1) for batch in batches])
+def saved_size(model: torch.nn.Module) -> int:
+    with tempfile.NamedTemporaryFile(suffix=".pt") as handle:
+        torch.save(model.state_dict(), handle.name)
+        return Path(handle.name).stat().st_size
+
+
+def torch_variant(checkpoint: str, qconfig, keep_fp32: list[str]) -> tuple[Callable[[Batches], torch.Tensor], int]:
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+    if qconfig is not None:
+        linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+        chosen = {name: qconfig for name in linear if not any(fnmatch.fnmatch(name, p) for p in keep_fp32)}
+        model = quantize_dynamic(model, chosen, dtype=torch.qint8)
+
+    @torch.inference_mode()
+    def predict(batches: Batches) -> torch.Tensor:
+        return torch.cat([model(**batch).logits.argmax(-1) for batch in batches])
+
+    return predict, saved_size(model)
+
+
+def onnxruntime_variant(checkpoint: str, example: dict[str, torch.Tensor],
+                        directory: Path) -> tuple[Callable[[Batches], torch.Tensor], int]:
+    import onnxruntime
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
+    from torch.export import Dim
+
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+    dims = {0: Dim("batch"), 1: Dim("seq", max=model.config.max_position_embeddings)}
+    program = torch.onnx.export(model, (), kwargs=example, dynamic_shapes={name: dims for name in example},
+                                dynamo=True, verbose=False)
+    fp32_path, int8_path = directory / "model.onnx", directory / "model.int8.onnx"
+    program.save(str(fp32_path))
+    ort_quantize_dynamic(fp32_path, int8_path, weight_type=QuantType.QInt8, per_channel=True)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(str(int8_path), options, providers=["CPUExecutionProvider"])
+
+    def predict(batches: Batches) -> torch.Tensor:
+        return torch.cat([torch.from_numpy(session.run(None, {k: v.numpy() for k, v in batch.items()})[0])
+                          .argmax(-1) for batch in batches])
+
+    return predict, int8_path.stat().st_size
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="fine-tuned sequence-classification checkpoint")
     parser.add_argument("--dev_file", type=Path, default=DEFAULT_DEV, help="GLUE-style TSV (sentence, label)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--keep_fp32", nargs="*", default=[], metavar="PATTERN",
+                        help="module names (fnmatch patterns) the torch int8 variants leave in fp32")
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the dev set per model")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the dev set per variant")
     args = parser.parse_args()
     if not args.dev_file.is_file():
         raise SystemExit(f"{args.dev_file} not found: pass --dev_file (a TSV with sentence and label columns)")
@@ -51,28 +110,30 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
     batches = [dict(tokenizer(texts[i:i + args.batch_size], padding=True, truncation=True, max_length=128,
                               return_tensors="pt")) for i in range(0, len(texts), args.batch_size)]
-    fp32 = AutoModelForSequenceClassification.from_pretrained(args.checkpoint).eval()
-    int8 = quantize_dynamic(AutoModelForSequenceClassification.from_pretrained(args.checkpoint).eval(),
-                            {torch.nn.Linear}, dtype=torch.qint8)
-    models = {"fp32": fp32, "int8 dynamic": int8}
-    predictions = {name: predict(model, batches) for name, model in models.items()}  # also the warm-up
-    seconds: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(args.repeats):
-        for name, model in models.items():
-            start = time.perf_counter()
-            predict(model, batches)
-            seconds[name].append(time.perf_counter() - start)
+    qconfigs = {"fp32": None, "int8": default_dynamic_qconfig, "int8-per-channel": per_channel_dynamic_qconfig}
+    variants = ["fp32"] + [name for name in args.variants if name != "fp32"]
+    with tempfile.TemporaryDirectory() as directory:
+        built = {name: onnxruntime_variant(args.checkpoint, batches[0], Path(directory)) if name not in qconfigs
+                 else torch_variant(args.checkpoint, qconfigs[name], [] if name == "fp32" else args.keep_fp32)
+                 for name in variants}
+        predictions = {name: predict(batches) for name, (predict, _) in built.items()}  # also the warm-up
+        seconds: dict[str, list[float]] = {name: [] for name in built}
+        for _ in range(args.repeats):
+            for name, (predict, _) in built.items():
+                start = time.perf_counter()
+                predict(batches)
+                seconds[name].append(time.perf_counter() - start)
 
-    gold = torch.tensor(labels)
-    print(f"{len(texts)} sentences from {args.dev_file}, batch {args.batch_size}, {torch.get_num_threads()} threads")
-    print("\n| model | accuracy | median s | sentences/s |\n|---|---:|---:|---:|")
-    for name in models:
+    gold, fp32 = torch.tensor(labels), predictions["fp32"]
+    print(f"{len(texts)} sentences from {args.dev_file}, batch {args.batch_size}, {torch.get_num_threads()} "
+          f"threads, median of {args.repeats}" + (f"; fp32 kept: {' '.join(args.keep_fp32)}" if args.keep_fp32 else ""))
+    print("\n| variant | accuracy | agrees with fp32 | median s | sentences/s | speed-up | file size |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, (_, size) in built.items():
         median = statistics.median(seconds[name])
-        accuracy = (predictions[name] == gold).float().mean().item()
-        print(f"| {name} | {accuracy:.4f} | {median:.2f} | {len(texts) / median:,.0f} |")
-    agreement = (predictions["fp32"] == predictions["int8 dynamic"]).float().mean().item()
-    speedup = statistics.median(seconds["fp32"]) / statistics.median(seconds["int8 dynamic"])
-    print(f"\nint8 agrees with fp32 on {agreement:.2%} of sentences; speed-up {speedup:.2f}x")
+        print(f"| {name} | {(predictions[name] == gold).float().mean():.4f} | "
+              f"{(predictions[name] == fp32).float().mean():.2%} | {median:.2f} | {len(texts) / median:,.0f} | "
+              f"{statistics.median(seconds['fp32']) / median:.2f}x | {size / built['fp32'][1]:.0%} |")
 
 
 if __name__ == "__main__":
