@@ -15,9 +15,13 @@ import sys
 # CPU threads that wait for each other sleep rather than spin (GNU OpenMP, torch's CPU backend, spins by
 # default): beside another busy process, spinning threads burned 4x the CPU time per training step and ran 3x
 # slower (benchmarks/bench_busy_machine.py). OpenMP reads this once, when torch loads it: it applies only where
-# openbert is imported first (as by the `openbert` command) and the user has not chosen a policy.
+# openbert is imported first (as by the `openbert` command) and the user has not chosen a policy. An empty value
+# asks for OpenMP's own default: it is removed, because GNU OpenMP reads an empty value as invalid and says so.
 if "torch" not in sys.modules:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if os.environ.get("OMP_WAIT_POLICY") == "":
+        del os.environ["OMP_WAIT_POLICY"]
+    else:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Absolute, not relative: pytest imports the repository root's __init__.py under the folder's own name, and a
 # relative import would then load a second copy of every model class and register it with the Auto classes.

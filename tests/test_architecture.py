@@ -9,6 +9,9 @@ by the bare folder name: `modeling` and `openbert.modeling` would be two copies 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,18 @@ def test_tests_and_benchmarks_use_the_installed_names(folder):
     bare = [f"{path.name}:{line} imports {module}" for path in python_files(folder)
             for line, level, module in imports(path) if module.partition(".")[0] in ROOMS]
     assert not bare, bare
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("", None), ("ACTIVE", "ACTIVE")])
+def test_import_sets_the_openmp_wait_policy_only_when_unchosen(given, expected):
+    """`import openbert` before torch: threads sleep unless the user chose a policy; an empty value means OpenMP's
+    own default, which reaches OpenMP as unset (GNU OpenMP warns on an empty value)."""
+    env = {name: value for name, value in os.environ.items() if name != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    code = ("import os, openbert, torch; torch.ones(64, 64) @ torch.ones(64, 64); "
+            "print(os.environ.get('OMP_WAIT_POLICY'))")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                            check=True)
+    assert result.stdout.split()[-1] == str(expected)
+    assert "Invalid value" not in result.stderr
