@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import HfArgumentParser
 
 from openbert.modeling import convert
@@ -229,3 +230,28 @@ def test_checkpoint_defaults_follow_what_the_user_chose(argv, save_strategy, tmp
     config = tmp_path / "options.json"
     config.write_text(json.dumps({"eval_strategy": "steps", "eval_steps": 4, "load_best_model_at_end": True}))
     assert command_defaults("pretrain", given_options([str(config)]))["save_strategy"] == "steps"
+
+
+
+def test_training_commands_default_to_fused_adamw():
+    # Every training command's defaults ask for AdamW's fused kernel, whatever transformers' own default (fused
+    # only with torch >= 2.8), and the Trainer builds AdamW(fused=True) from them; --optim still chooses.
+    from transformers import Trainer, TrainingArguments
+
+    from openbert.tokenization.command_line import given_options
+    from openbert.training.job import command_defaults
+
+    training_commands = [words for words in cli.COMMANDS if words != ("convert",) and any(
+        isinstance(kind, type) and issubclass(kind, TrainingArguments) for kind in command_module(words).ARGUMENTS)]
+    assert len(training_commands) == 10
+    for words in training_commands:
+        kind = next(kind for kind in command_module(words).ARGUMENTS if issubclass(kind, TrainingArguments))
+        argv = ["--output_dir", "unused"]
+        (args,) = parse_command_line(" ".join(words), [kind], argv,
+                                     defaults=command_defaults(" ".join(words), given_options(argv)))
+        assert args.optim == "adamw_torch_fused", words
+        optimizer = Trainer(model=torch.nn.Linear(2, 2), args=args).create_optimizer()
+        assert optimizer.defaults["fused"] is True, words
+    (chosen,) = parse_command_line("pretrain", [TrainingArguments], ["--optim", "adamw_torch"],
+                                   defaults=command_defaults("pretrain", given_options(["--optim", "adamw_torch"])))
+    assert chosen.optim == "adamw_torch"

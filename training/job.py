@@ -209,6 +209,11 @@ def configure_logging(args: TrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(level)
 
 
+# One kernel over all parameters instead of a loop of small operations per parameter (torch 2.4+, CPU and CUDA):
+# the optimizer step of a base-size BERT took 92 ms fused against 400 ms for the loop on a 2-core CPU.
+FUSED_ADAMW = "adamw_torch_fused"
+
+
 def command_defaults(command: str, given: Mapping[str, str], save_strategy: str = "epoch") -> dict[str, Any]:
     """The `TrainingArguments` defaults of openbert's training commands, where transformers' would surprise
     (`given`: the options the user set, as `given_options` returns them):
@@ -219,14 +224,16 @@ def command_defaults(command: str, given: Mapping[str, str], save_strategy: str 
       checkpoints follow an explicit `--eval_strategy`, and `--save_steps` means checkpoints by steps, as
       `--load_best_model_at_end` needs;
     - a loss point every 2% of the steps (transformers logs every 500 steps: short runs drew no curve);
-    - pinned memory only with an accelerator (on a CPU it does nothing but warn).
+    - pinned memory only with an accelerator (on a CPU it does nothing but warn);
+    - AdamW's fused kernel (`FUSED_ADAMW`), which transformers picks by default only with torch >= 2.8.
     """
     if given.get("eval_strategy") in ("steps", "epoch"):
         save_strategy = given["eval_strategy"]
     elif "save_steps" in given:
         save_strategy = "steps"
     return {"output_dir": str(Path("outputs") / command.replace(" ", "-")), "save_strategy": save_strategy,
-            "save_total_limit": 2, "logging_steps": 0.02, "dataloader_pin_memory": torch.accelerator.is_available()}
+            "save_total_limit": 2, "logging_steps": 0.02, "dataloader_pin_memory": torch.accelerator.is_available(),
+            "optim": FUSED_ADAMW}
 
 
 def run_command(command: str, dataclass_types: Sequence[type], run: Callable[..., dict[str, float]],

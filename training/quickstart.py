@@ -43,6 +43,7 @@ from openbert.tokenization.train import TokenizerArguments
 from . import builtin_data
 from .classification import ClassificationDataArguments, run_classification
 from .finetuning import ModelArguments
+from .job import FUSED_ADAMW
 from .output_dir import OpenBertTrainingArguments
 from .pretraining import PretrainingDataArguments, PretrainingModelArguments, run_pretraining
 from .qa import QADataArguments, run_qa
@@ -165,7 +166,7 @@ def training_arguments(args: QuickstartArguments, output_dir: Path, **options: A
     start (running the quickstart again trains every stage again, into the same folders)."""
     return OpenBertTrainingArguments(output_dir=str(output_dir), seed=args.seed, report_to="none",
                                      log_level="warning", save_strategy="no", do_train=True, do_eval=True,
-                                     dataloader_pin_memory=torch.accelerator.is_available(),
+                                     dataloader_pin_memory=torch.accelerator.is_available(), optim=FUSED_ADAMW,
                                      overwrite_output_dir=True, **options)
 
 
