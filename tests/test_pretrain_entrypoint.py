@@ -102,11 +102,13 @@ def corpus_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(corpus_dir) -> tuple[Path, dict[str, float]]:
-    """One tiny run of 240 steps, driven by a YAML config file (all flags in one file)."""
+    """One tiny run of 360 steps, driven by a YAML config file (all flags in one file). NSP is learnt suddenly, at a
+    step that depends on the initialisation: after 240 steps seeds 1-7 scored 0.54-0.84 on it, after 360 steps seeds
+    1, 2, 3, 5 and 7 scored 0.70-0.87."""
     config_file = corpus_dir / "pretrain.yaml"
     config_file.write_text(yaml.safe_dump(tiny_options(
-        corpus_dir, "run", config_overrides=TINY_NO_DROPOUT, max_steps=240, save_steps=120, eval_steps=120,
-        logging_steps=20, per_device_train_batch_size=16)))
+        corpus_dir, "run", config_overrides=TINY_NO_DROPOUT, max_steps=360, save_steps=180, eval_steps=180,
+        logging_steps=30, per_device_train_batch_size=16)))
     results = main([str(config_file)])
     return corpus_dir / "run", results
 
@@ -127,18 +129,21 @@ def test_run_writes_metrics_curves_and_loadable_checkpoints(trained):
     assert len(train_logs) == 12
     for entry in train_logs:  # the logged total is the sum of the two logged parts
         assert abs(entry["loss"] - entry["mlm_loss"] - entry["nsp_loss"]) < 2e-3
-    assert [entry["step"] for entry in history if "eval_mlm_loss" in entry] == [120, 240]
+    assert [entry["step"] for entry in history if "eval_mlm_loss" in entry] == [180, 360]
     # The tokenizer trained on the corpus is saved with the model and every checkpoint.
-    for folder in (output, output / "checkpoint-120", output / "checkpoint-240"):
+    for folder in (output, output / "checkpoint-180", output / "checkpoint-360"):
         assert (folder / "tokenizer.json").is_file() and (folder / "model.safetensors").is_file()
-    saved = load_file(output / "checkpoint-120" / "model.safetensors")
+    saved = load_file(output / "checkpoint-180" / "model.safetensors")
     for auto_class in (AutoModelForPreTraining, AutoModelForMaskedLM):
-        model = auto_class.from_pretrained(output / "checkpoint-120")
+        model = auto_class.from_pretrained(output / "checkpoint-180")
         assert isinstance(model, modeling.OpenBertPreTrainedModel)
         weights = model.state_dict()
         assert torch.equal(weights["bert.embeddings.word_embeddings.weight"],
                            saved["bert.embeddings.word_embeddings.weight"])
-    assert AutoModelForPreTraining.from_pretrained(output).config.vocab_size <= 200
+    # From scratch, the vocabulary is rounded up to a multiple of 64 (ids the tokenizer never produces).
+    tokens = len(AutoTokenizer.from_pretrained(output))
+    vocab_size = AutoModelForPreTraining.from_pretrained(output).config.vocab_size
+    assert vocab_size % 64 == 0 and tokens <= vocab_size < tokens + 64 and tokens <= 200
 
 
 def test_tiny_model_learns_both_tasks_beyond_their_baselines(trained, corpus_dir):
@@ -159,7 +164,7 @@ def test_tiny_model_learns_both_tasks_beyond_their_baselines(trained, corpus_dir
 
 def test_fill_mask_pipeline_uses_the_checkpoint_and_its_tokenizer(trained):
     output, _ = trained
-    fill = pipeline("fill-mask", model=str(output / "checkpoint-240"), device="cpu")
+    fill = pipeline("fill-mask", model=str(output / "checkpoint-360"), device="cpu")
     predictions = fill("the river [MASK] flows.", top_k=3)
     assert len(predictions) == 3
     assert all(p["token_str"] and 0 <= p["score"] <= 1 for p in predictions)
@@ -320,3 +325,11 @@ def test_two_processes_train_and_save_one_loadable_checkpoint(corpus_dir, tmp_pa
     assert math.isclose(state["epoch"], 3 / math.ceil(samples / 8), rel_tol=1e-3)
     model = AutoModelForPreTraining.from_pretrained(output / "checkpoint-3")
     assert isinstance(model, modeling.OpenBertForPreTraining)
+
+
+@pytest.mark.parametrize(("multiple", "expected"), [(64, 6016), (1, 6000), (8, 6000), (100, 6000)])
+def test_a_new_model_s_vocabulary_is_rounded_up_to_the_multiple(multiple, expected):
+    from openbert.training.pretraining.job import model_config
+
+    arguments = PretrainingModelArguments(model_size="tiny", pad_vocab_size_to_multiple_of=multiple)
+    assert model_config(arguments, 6000, pad_token_id=0).vocab_size == expected

@@ -213,6 +213,8 @@ PRETRAINING_CASES = {
         ["--config_overrides", "hidden_size=33"], "OpenBertConfig.hidden_size=33 is not divisible by "
                                                   "num_attention_heads=2"),
     "override of the wrong type": (["--config_overrides", "hidden_size=abc"], "--config_overrides 'hidden_size=abc'"),
+    "vocabulary multiple below one": (["--pad_vocab_size_to_multiple_of", "0"],
+                                      "--pad_vocab_size_to_multiple_of 0: pass a positive number"),
     "max_seq_length beyond the positions": (
         ["--max_seq_length", "1024"], "--max_seq_length 1024 exceeds the max_position_embeddings=512 of the tiny "
                                       "model"),

@@ -35,6 +35,11 @@ class PretrainingModelArguments:
     config_overrides: str | None = field(default=None, metadata={
         "help": "Comma-separated config changes applied on top of the preset or checkpoint, e.g. "
                 "'num_hidden_layers=2,hidden_size=64,hidden_dropout_prob=0.0'."})
+    pad_vocab_size_to_multiple_of: int = field(default=64, metadata={
+        "help": "From scratch: round the model's vocabulary up to a multiple of this (1: the tokenizer's size "
+                "exactly). The MLM head's projection then has a width GPU matrix units take without remainder; the "
+                "extra ids are never produced by the tokenizer (transformers' resize_token_embeddings(..., "
+                "pad_to_multiple_of=64) does the same)."})
     tokenizer_name: str | None = field(default=None, metadata={
         "help": "Tokenizer folder or Hub id. Default: the checkpoint's tokenizer; from scratch, a WordPiece "
                 "tokenizer is trained on the training corpus (--vocab_size, --lowercase, --min_frequency) and saved "

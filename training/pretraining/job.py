@@ -112,12 +112,14 @@ def random_subset(dataset: Any, limit: int | None, seed: int) -> Any:
 
 
 def model_config(model_args: PretrainingModelArguments, vocab_size: int, pad_token_id: int | None) -> OpenBertConfig:
-    """The checkpoint's config, or a size preset's for `vocab_size` tokens, with --config_overrides applied and
-    checked by OpenBertConfig itself (`update_from_string` alone would set `num_hidden_layers=0` unchecked)."""
+    """The checkpoint's config, or a size preset's for `vocab_size` tokens (rounded up to a multiple of
+    --pad_vocab_size_to_multiple_of), with --config_overrides applied and checked by OpenBertConfig itself
+    (`update_from_string` alone would set `num_hidden_layers=0` unchecked)."""
     if model_args.model_name_or_path:
         config = load_checkpoint_config("--model_name_or_path", model_args.model_name_or_path, OpenBertConfig)
     else:
-        config = OpenBertConfig(vocab_size=vocab_size, pad_token_id=pad_token_id,
+        multiple = model_args.pad_vocab_size_to_multiple_of
+        config = OpenBertConfig(vocab_size=-(-vocab_size // multiple) * multiple, pad_token_id=pad_token_id,
                                 **preset_config(model_args.model_size))
     if not model_args.config_overrides:
         return config
@@ -177,6 +179,9 @@ class PretrainingJob(TrainingJob):
         if budget is not None and budget < self.data_args.max_seq_length:
             raise ValueError(f"--max_tokens_per_batch {budget} is below --max_seq_length "
                              f"{self.data_args.max_seq_length}: a longest pair would not fit in a batch.")
+        if self.model_args.pad_vocab_size_to_multiple_of < 1:
+            raise ValueError(f"--pad_vocab_size_to_multiple_of {self.model_args.pad_vocab_size_to_multiple_of}: "
+                             "pass a positive number (1 keeps the tokenizer's vocabulary size).")
         if self.model_args.model_name_or_path is None and self.model_args.model_size not in SIZE_PRESETS:
             raise ValueError(f"--model_size {self.model_args.model_size!r}: choose one of {list(SIZE_PRESETS)}.")
         check_model_source("--tokenizer_name", self.model_args.tokenizer_name)
