@@ -2,6 +2,7 @@
 
     python benchmarks/bench_vs_transformers.py                 # mini (L4/H256) and base (L12/H768)
     python benchmarks/bench_vs_transformers.py --sizes mini --repeats 7
+    python benchmarks/bench_vs_transformers.py --sizes base --measures pretraining memory
     python benchmarks/bench_vs_transformers.py --device cuda --batch-size 128 --peak-tflops 989
 
 Measures, for each size: inference tokens/s on variable-length batches (lengths uniform in [16, 128] for
@@ -175,8 +176,10 @@ def inference(size: str, args: argparse.Namespace, full_length: bool) -> Measure
 
 
 def pretraining_step_runner(model, batches, autocast_dtype: torch.dtype):
-    """One optimizer step per batch; float32 weights, the forward pass under autocast unless float32."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    """One optimizer step per batch; float32 weights, the forward pass under autocast unless float32. AdamW's fused
+    kernel, as both libraries' Trainers run it (openbert's commands ask for it, transformers' Trainer defaults to it
+    with torch >= 2.8)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
     model.train()
     device_type = next(model.parameters()).device.type
 
@@ -317,6 +320,16 @@ def peak_memory(size: str, args: argparse.Namespace) -> Measure:
 
 
 PACKED_ROW = "pretraining step, packed batches (tokens/s)"
+# --measures: name -> (row, what measures it)
+MEASURES = {
+    "variable": ("inference, variable length (tokens/s)", lambda size, args: inference(size, args, False)),
+    "full": ("inference, full length (tokens/s)", lambda size, args: inference(size, args, True)),
+    "pretraining": ("pretraining step, variable length (tokens/s)",
+                    lambda size, args: pretraining(size, args, sparse_prediction=True)),
+    "full-logits": ("pretraining step, default config: full MLM logits (tokens/s)",
+                    lambda size, args: pretraining(size, args, sparse_prediction=False)),
+    "memory": ("pretraining step peak memory (MiB)", peak_memory),
+}
 
 
 def main() -> None:
@@ -334,6 +347,9 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float,
                         help="the device's dense matmul peak in --dtype, e.g. 989 for an H100/H200 in bfloat16; "
                              "prints the model-FLOP utilization")
+    parser.add_argument("--measures", nargs="+", default=[*MEASURES, "packed"], choices=[*MEASURES, "packed"],
+                        help="what to measure (default: all): " + ", ".join(
+                            f"{name} ({row})" for name, (row, _) in MEASURES.items()) + f", packed ({PACKED_ROW})")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
     args.device = torch.device(args.device)
@@ -345,20 +361,15 @@ def main() -> None:
           f"{args.batches} batches of {args.batch_size}, median of {args.repeats}")
     rows, results, shares, packed_rows = [], {}, {}, []
     for size in args.sizes:
-        variable = inference(size, args, full_length=False)
-        measured = {
-            "inference, variable length (tokens/s)": variable,
-            "inference, full length (tokens/s)": inference(size, args, full_length=True),
-            "pretraining step, variable length (tokens/s)": pretraining(size, args, sparse_prediction=True),
-            "pretraining step, default config: full MLM logits (tokens/s)": pretraining(size, args, False),
-            "pretraining step peak memory (MiB)": peak_memory(size, args),
-        }
-        shares[size] = variable.padding_share
-        packed = packed_pretraining(size, args)
-        packed_rows.append((size, packed.values["packed"], packed.values["padded + unpad"]))
+        measured = {row: measure(size, args) for name, (row, measure) in MEASURES.items() if name in args.measures}
         results[size] = {name: m.values for name, m in measured.items()}
-        results[size][PACKED_ROW] = packed.values
-        results[size]["variable-length padding share"] = shares[size]
+        if "variable" in args.measures:
+            shares[size] = measured[MEASURES["variable"][0]].padding_share
+            results[size]["variable-length padding share"] = shares[size]
+        if "packed" in args.measures:
+            packed = packed_pretraining(size, args)
+            packed_rows.append((size, packed.values["packed"], packed.values["padded + unpad"]))
+            results[size][PACKED_ROW] = packed.values
         for name, m in measured.items():
             ours, theirs = m.values["openbert"], m.values["transformers"]
             mfu = {}
@@ -374,8 +385,9 @@ def main() -> None:
         if args.peak_tflops:
             cells += [f"{mfu[lib]:.1%}" if mfu else "" for lib in ("openbert", "transformers")]
         print(f"| {size} | {name} | " + " | ".join(cells) + " |")
-    print("\nopenbert alone, its pretraining collator's two forms of the same batches:\n"
-          "| size | measure | packed | padded + unpad | ratio |\n|---|---|---:|---:|---:|")
+    if packed_rows:
+        print("\nopenbert alone, its pretraining collator's two forms of the same batches:\n"
+              "| size | measure | packed | padded + unpad | ratio |\n|---|---|---:|---:|---:|")
     for size, packed, padded in packed_rows:
         print(f"| {size} | {PACKED_ROW} | {packed:,.0f} | {padded:,.0f} | {packed / padded:.2f}x |")
     print()
