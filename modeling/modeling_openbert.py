@@ -23,7 +23,10 @@ its sibling files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import MethodType
+from typing import Any
 
 import torch
 from torch import nn
@@ -302,7 +305,38 @@ class OpenBertLayer(GradientCheckpointingLayer):
                 )
             attended = self.crossattention(attended, layout, encoder_attention_mask, encoder_hidden_states,
                                            cache=cache, **kwargs)
+        return self.feed_forward(attended)
+
+    def feed_forward(self, attended: torch.Tensor) -> torch.Tensor:
+        """The feed-forward block, `(*tokens, hidden)` -> the same: dense, activation, dense, dropout, residual add,
+        LayerNorm. A method of its own so that `compile_layers` can compile it as one region."""
         return self.output(self.intermediate(attended), attended)
+
+
+class _CompiledTokenwiseBlock:
+    """`function(module, *tensors)` compiled, for blocks that work on each token alone (dense layers, activation,
+    dropout, residual add, LayerNorm) and take tensors `(*tokens, features)`.
+
+    Called as a method of any module the function serves (`MethodType(block, module)`): the module is an argument
+    of the compiled function, so one graph serves every layer (Dynamo lifts parameters to graph inputs), and a
+    deep copy of the module rebinds the method to the copy's weights. The tokens are flattened to one dimension,
+    marked dynamic: padded `(batch, seq, ...)`, packed `(num_tokens, ...)` and arrived-packed `(1, total, ...)`
+    activations of any length then share that graph. Only the token dimension is dynamic: with `dynamic=True` (all
+    dimensions), a first batch whose token count equals the hidden size recompiles at the next length.
+    """
+
+    def __init__(self, function: Callable[..., torch.Tensor], compile_kwargs: dict[str, Any]):
+        self.function = function
+        self.compiled = torch.compile(function, **compile_kwargs)
+
+    def __call__(self, module: nn.Module, *tensors: torch.Tensor) -> torch.Tensor:
+        if is_tracing():  # inside the caller's own compile or export: its graph takes the block as it is
+            return self.function(module, *tensors)
+        tokens = [tensor.reshape(-1, tensor.shape[-1]) for tensor in tensors]
+        for flat in tokens:
+            torch._dynamo.maybe_mark_dynamic(flat, 0)  # "maybe": a 1-token batch may specialise, not fail
+        output = self.compiled(module, *tokens)
+        return output.view(*tensors[0].shape[:-1], output.shape[-1])
 
 
 class OpenBertEncoder(nn.Module):
@@ -457,6 +491,30 @@ class OpenBertPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, OpenBertLMPredictionHead):
             init.zeros_(module.bias)
+
+    def compile_layers(self, **compile_kwargs: Any) -> None:
+        """Compile the elementwise work of every layer with `torch.compile` (regional compilation), in place.
+
+        Compiled, in each `OpenBertLayer`: the attention output block (dense, dropout, residual add, LayerNorm; the
+        cross-attention one too in decoders) and the feed-forward block (`feed_forward`: dense, activation, dense,
+        dropout, residual add, LayerNorm) as one region, so that bias + GELU and dropout + residual + LayerNorm
+        fuse around the matrix multiplications. Attention itself stays eager: it runs on packed tokens grouped by
+        length (`packed_tokens.py`), Python values that a compiled layer would guard on and recompile for. Each
+        block's graph is shared by all layers and has a dynamic token dimension, so variable-length batches,
+        padded or packed, do not recompile (switching train/eval or grad modes compiles once more each).
+
+        The first calls compile (tens of seconds on a CPU, once per process); weights, state_dict keys,
+        `save_pretrained` and hooks are unchanged. `compile_kwargs` go to `torch.compile` (e.g.
+        `backend="aot_eager"`, `mode="max-autotune-no-cudagraphs"`). Calling it again recompiles with the new ones.
+        """
+        residual_output = _CompiledTokenwiseBlock(OpenBertResidualOutput.forward, compile_kwargs)
+        feed_forward = _CompiledTokenwiseBlock(OpenBertLayer.feed_forward, compile_kwargs)
+        for layer in self.modules():
+            if isinstance(layer, OpenBertLayer):
+                layer.feed_forward = MethodType(feed_forward, layer)
+                for attention in (layer.attention, layer.crossattention):
+                    if attention is not None:
+                        attention.output.forward = MethodType(residual_output, attention.output)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """transformers' `save_pretrained`, with an `auto_map` that names every openbert Auto class."""

@@ -25,6 +25,7 @@ import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import PredictionOutput
 
+from openbert.modeling import OpenBertPreTrainedModel
 from openbert.tokenization.command_line import given_options, parse_command_line
 
 from .curves import plot_log_history
@@ -115,12 +116,27 @@ def run_job(job: TrainingJob, args: TrainingArguments, callbacks: Sequence[Train
         if not isinstance(prepared.trainer, RunTrainer):
             raise TypeError(f"{type(job).__name__} built a {type(prepared.trainer).__name__}: a job's Trainer must "
                             "be a RunTrainer, which stops diverging runs before they reach a checkpoint")
+        if getattr(args, "compile_layers", False):  # an OpenBertTrainingArguments field; the Trainer's copy lacks it
+            compile_layers(prepared.trainer.model)
         if args.do_train and prepared.trainer.is_world_process_zero():
             clear_for_training(args, resume)  # only now: the data and the model have passed their checks
         results = run_steps(job, prepared, steps)
         if prepared.trainer.is_world_process_zero():
             finish(job, prepared.trainer, args, results, hub_target)
     return {key: value for key, value in results.items() if isinstance(value, int | float) and math.isfinite(value)}
+
+
+def compile_layers(model: torch.nn.Module) -> None:
+    """`--compile_layers`: `compile_layers()` on every openbert model inside the Trainer's model (an openbert head,
+    the encoder of a sentence-transformers model, both halves of a BERT2BERT model), each once."""
+    compiled: set[int] = set()
+    for module in model.modules():  # outer models come before the ones they hold
+        if isinstance(module, OpenBertPreTrainedModel) and id(module) not in compiled:
+            module.compile_layers()
+            compiled.update(id(inner) for inner in module.modules())
+    if not compiled:
+        logger.warning("--compile_layers: the %s holds no openbert model, so nothing was compiled; it runs eagerly.",
+                       type(model).__name__)
 
 
 def run_steps(job: TrainingJob, prepared: Prepared, steps: Sequence[str]) -> dict[str, Any]:

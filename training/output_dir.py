@@ -69,6 +69,12 @@ class OpenBertTrainingArguments(TrainingArguments):
         "help": "Train from scratch into a non-empty --output_dir; its old checkpoint-N folders are deleted when "
                 "training starts. Without it, a run resumes from the last complete checkpoint of --output_dir, "
                 "or stops when the folder holds files but no checkpoint."})
+    compile_layers: bool = field(default=False, metadata={
+        "help": "Compile the elementwise work of every openbert layer with torch.compile (model.compile_layers(): "
+                "bias + GELU and dropout + residual + LayerNorm fuse around the matrix multiplications; attention "
+                "stays eager, and batches of any length share one graph). Costs a one-off compile of tens of "
+                "seconds on a CPU, at the first training steps and again at the first evaluation; whether it pays "
+                "depends on the machine: measure with benchmarks/bench_compile.py --layers."})
 
 
 def trainer_copy(args: TrainingArguments, **changes: Any) -> TrainingArguments:
