@@ -2,6 +2,7 @@
 
     python benchmarks/bench_quantization.py CHECKPOINT              # SST-2 dev from ../shared/data
     python benchmarks/bench_quantization.py CHECKPOINT --variants fp32 int8-per-channel onnxruntime-int8
+    python benchmarks/bench_quantization.py CHECKPOINT --variants fp32 bf16 int8-weights-bf16 --repeats 5
     python benchmarks/bench_quantization.py CHECKPOINT --keep_fp32 "*.output.dense" --repeats 5
 
 CHECKPOINT is a fine-tuned sequence classifier (e.g. `bench_finetune_vs_transformers.py sst2`'s
@@ -13,7 +14,12 @@ CHECKPOINT is a fine-tuned sequence classifier (e.g. `bench_finetune_vs_transfor
   rows of very different magnitude (BERT's feed-forward output layers have some) far better;
   `--keep_fp32 PATTERN...` leaves the matching modules (fnmatch on their names) in fp32 in both;
 - `onnxruntime-int8`: the model exported to ONNX (torch's dynamo exporter, padded layout) and quantized by
-  ONNX Runtime's `quantize_dynamic` (int8 weights per channel), run by ONNX Runtime.
+  ONNX Runtime's `quantize_dynamic` (int8 weights per channel), run by ONNX Runtime;
+- `bf16`: the weights in bfloat16, computed in bfloat16 (on CPUs with AMX or AVX512-BF16 matrix instructions
+  the matrix products run on them);
+- `int8-weights-bf16`: weight-only int8: every matrix (linear layers and embeddings) stored as int8 with one
+  scale per row, dequantized to bfloat16 when loaded and computed as `bf16`; the file size is that of the int8
+  matrices and their scales (the rest, biases and LayerNorms, in fp32).
 
 Every variant classifies the whole dev set in one process, alternating, after one warm-up pass; the script
 prints accuracy, agreement with fp32, the median wall time, the speed-up over fp32 and each variant's file
@@ -38,7 +44,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import openbert  # noqa: F401  (registers openbert with the Auto classes)
 
 DEFAULT_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue" / "SST-2" / "dev.tsv"
-VARIANTS = ("fp32", "int8", "int8-per-channel", "onnxruntime-int8")
+VARIANTS = ("fp32", "int8", "int8-per-channel", "onnxruntime-int8", "bf16", "int8-weights-bf16")
+QCONFIGS = {"int8": default_dynamic_qconfig, "int8-per-channel": per_channel_dynamic_qconfig}
 Batches = list[dict[str, torch.Tensor]]
 
 
@@ -48,24 +55,43 @@ def read_tsv(path: Path) -> tuple[list[str], list[int]]:
     return [row["sentence"] for row in rows], [int(row["label"]) for row in rows]
 
 
-def saved_size(model: torch.nn.Module) -> int:
+def saved_size(state_dict: dict[str, torch.Tensor]) -> int:
     with tempfile.NamedTemporaryFile(suffix=".pt") as handle:
-        torch.save(model.state_dict(), handle.name)
+        torch.save(state_dict, handle.name)
         return Path(handle.name).stat().st_size
 
 
-def torch_variant(checkpoint: str, qconfig, keep_fp32: list[str]) -> tuple[Callable[[Batches], torch.Tensor], int]:
+def int8_rows(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Weight-only int8: each matrix replaced, in place, by its int8 rounding with one symmetric scale per row; the
+    state dict as it would be saved (int8 matrices, their scales, the other parameters as they are)."""
+    saved = {}
+    with torch.no_grad():
+        for name, parameter in model.state_dict().items():
+            if parameter.dim() != 2:
+                saved[name] = parameter
+                continue
+            scale = parameter.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
+            saved[name], saved[f"{name}.scale"] = (parameter / scale).round().to(torch.int8), scale
+            parameter.copy_(saved[name] * scale)
+    return saved
+
+
+def torch_variant(checkpoint: str, variant: str, keep_fp32: list[str]) -> tuple[Callable[[Batches], torch.Tensor], int]:
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
-    if qconfig is not None:
+    if variant in QCONFIGS:
         linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
-        chosen = {name: qconfig for name in linear if not any(fnmatch.fnmatch(name, p) for p in keep_fp32)}
+        chosen = {name: QCONFIGS[variant] for name in linear if not any(fnmatch.fnmatch(name, p) for p in keep_fp32)}
         model = quantize_dynamic(model, chosen, dtype=torch.qint8)
+    saved = int8_rows(model) if variant == "int8-weights-bf16" else None
+    if variant.endswith("bf16"):
+        model = model.to(torch.bfloat16)
+    size = saved_size(model.state_dict() if saved is None else saved)
 
     @torch.inference_mode()
     def predict(batches: Batches) -> torch.Tensor:
         return torch.cat([model(**batch).logits.argmax(-1) for batch in batches])
 
-    return predict, saved_size(model)
+    return predict, size
 
 
 def onnxruntime_variant(checkpoint: str, example: dict[str, torch.Tensor],
@@ -110,11 +136,10 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
     batches = [dict(tokenizer(texts[i:i + args.batch_size], padding=True, truncation=True, max_length=128,
                               return_tensors="pt")) for i in range(0, len(texts), args.batch_size)]
-    qconfigs = {"fp32": None, "int8": default_dynamic_qconfig, "int8-per-channel": per_channel_dynamic_qconfig}
     variants = ["fp32"] + [name for name in args.variants if name != "fp32"]
     with tempfile.TemporaryDirectory() as directory:
-        built = {name: onnxruntime_variant(args.checkpoint, batches[0], Path(directory)) if name not in qconfigs
-                 else torch_variant(args.checkpoint, qconfigs[name], [] if name == "fp32" else args.keep_fp32)
+        built = {name: onnxruntime_variant(args.checkpoint, batches[0], Path(directory))
+                 if name == "onnxruntime-int8" else torch_variant(args.checkpoint, name, args.keep_fp32)
                  for name in variants}
         predictions = {name: predict(batches) for name, (predict, _) in built.items()}  # also the warm-up
         seconds: dict[str, list[float]] = {name: [] for name in built}
