@@ -256,10 +256,17 @@ def run_command(command: str, dataclass_types: Sequence[type], run: Callable[...
                 argv: Sequence[str] | None, *, renamed: dict[str, str] | None = None, description: str | None = None,
                 callbacks: Sequence[TrainerCallback] = (), save_strategy: str = "epoch") -> dict[str, float]:
     """`openbert <command>`: parse `argv` into `dataclass_types` (`TrainingArguments` last) with the command's
-    defaults (`command_defaults`; `save_strategy` when the user chose none), then run the job."""
+    defaults (`command_defaults`; `save_strategy` when the user chose none), then run the job. Under torchrun the
+    process group the Trainer made is destroyed at the end, as torch asks of distributed programs (left to the
+    interpreter's exit, a finished two-process run once aborted there: "terminate called without an active
+    exception", exit code -6)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     defaults = command_defaults(command, given_options(argv), save_strategy)
     parsed = parse_command_line(command, dataclass_types, argv, renamed=renamed, description=description,
                                 defaults=defaults)
     configure_logging(parsed[-1])
-    return run(*parsed, callbacks=callbacks)
+    try:
+        return run(*parsed, callbacks=callbacks)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
