@@ -17,11 +17,20 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import tempfile
 import time
 
 import torch
-from bench_vs_transformers import SIZES, alternate, build, make_batch, padding_share, pretraining_batch
+from bench_vs_transformers import (
+    SIZES,
+    alternate,
+    build,
+    make_batch,
+    padding_share,
+    pretraining_batch,
+    pretraining_step_runner,
+)
 
 
 def main() -> None:
@@ -50,14 +59,8 @@ def main() -> None:
         print(f"{name}: compiled and ran the batches once in {time.perf_counter() - start:.0f} s")
         models[name] = compiled
 
-    def runner(model):
-        def run():
-            with torch.inference_mode():
-                for batch in batches:
-                    model(**batch.inputs)
-        return run
-
-    seconds = alternate({name: runner(model) for name, model in models.items()}, args.repeats, device)
+    seconds = alternate({name: inference_runner(model, batches) for name, model in models.items()}, args.repeats,
+                        device)
     tokens = sum(b.real_tokens for b in batches)
     print(f"\n{args.size}: {args.batches} batches of {args.batch_size}, {padding_share(batches):.1%} padding, "
           f"{torch.get_num_threads()} threads, median of {args.repeats}\n")
@@ -74,17 +77,6 @@ def inference_runner(model, batches):
     return run
 
 
-def pretraining_runner(model, inputs):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
-
-    def run():
-        for batch in inputs:
-            model(**batch).loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-    return run
-
-
 def compiled_layers(args: argparse.Namespace) -> None:
     """openbert eager vs `compile_layers()`: inference and a pretraining step, same weights, same batches."""
     device = torch.device("cpu")
@@ -92,15 +84,15 @@ def compiled_layers(args: argparse.Namespace) -> None:
     batches = [make_batch(args.batch_size, low, high, seed) for seed in range(args.batches)]
     inputs = [pretraining_batch(b, seed) for seed, b in enumerate(batches)]
     rows = {}
+    # bench_vs_transformers' pretraining step (fused AdamW, train mode: dropout on, as a Trainer runs it)
+    training_step = functools.partial(pretraining_step_runner, autocast_dtype=torch.float32)
     for measure, head, runner, data in (("inference", "Model", inference_runner, batches),
-                                        ("pretraining step", "ForPreTraining", pretraining_runner, inputs)):
+                                        ("pretraining step", "ForPreTraining", training_step, inputs)):
         with tempfile.TemporaryDirectory() as directory:
             eager, _ = build(args.size, directory, head, device, sparse_prediction=True)
-        compiled = copy.deepcopy(eager)
+        compiled = copy.deepcopy(eager.eval())
         compiled.compile_layers()
         models = {"eager": eager, "compiled layers": compiled}
-        for model in models.values():
-            model.train(measure != "inference")  # dropout on in training, as a Trainer runs it
         runs = {name: runner(model, data) for name, model in models.items()}
         start = time.perf_counter()
         runs["compiled layers"]()  # compile before timing (inductor builds C++: tens of seconds)

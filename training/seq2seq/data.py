@@ -33,11 +33,6 @@ def sentences(text: str) -> list[tuple[int, str]]:
     return [(start, text[start:end].strip()) for start, end in zip(starts, ends, strict=True)]
 
 
-def answer_sentence(context: str, answer_start: int) -> str:
-    """The sentence of `context` in which the answer starting at `answer_start` starts."""
-    return answer_sentence_and_offset(context, answer_start)[0]
-
-
 def answer_sentence_and_offset(context: str, answer_start: int) -> tuple[str, int]:
     """The sentence in which the answer starts, and the answer's offset in that (stripped) sentence."""
     start, sentence = [(start, sentence) for start, sentence in sentences(context) if start <= answer_start][-1]
