@@ -2,7 +2,7 @@
 
     python benchmarks/bench_quantization.py CHECKPOINT              # SST-2 dev from ../shared/data
     python benchmarks/bench_quantization.py CHECKPOINT --variants fp32 int8-per-channel onnxruntime-int8
-    python benchmarks/bench_quantization.py CHECKPOINT --variants fp32 bf16 int8-weights-bf16 --repeats 5
+    python benchmarks/bench_quantization.py CHECKPOINT --variants fp32 bf16 int8-weights --repeats 5
     python benchmarks/bench_quantization.py CHECKPOINT --keep_fp32 "*.output.dense" --repeats 5
 
 CHECKPOINT is a fine-tuned sequence classifier (e.g. `bench_finetune_vs_transformers.py sst2`'s
@@ -12,14 +12,17 @@ CHECKPOINT is a fine-tuned sequence classifier (e.g. `bench_finetune_vs_transfor
 - `int8`: `torch.ao.quantization.quantize_dynamic` on every `nn.Linear` (int8 weights with one scale per
   matrix, activations quantized per batch); `int8-per-channel`: one scale per output row, which follows
   rows of very different magnitude (BERT's feed-forward output layers have some) far better;
-  `--keep_fp32 PATTERN...` leaves the matching modules (fnmatch on their names) in fp32 in both;
+  `--keep_fp32 PATTERN...` leaves the matching modules (fnmatch on their names) in fp32 in both; they run on
+  `--quantized_engine` (default `onednn` where torch has it: on CPUs with AMX or VNNI int8 instructions its
+  matrix products were up to 2x faster than the default `x86` engine's);
 - `onnxruntime-int8`: the model exported to ONNX (torch's dynamo exporter, padded layout) and quantized by
   ONNX Runtime's `quantize_dynamic` (int8 weights per channel), run by ONNX Runtime;
 - `bf16`: the weights in bfloat16, computed in bfloat16 (on CPUs with AMX or AVX512-BF16 matrix instructions
-  the matrix products run on them);
-- `int8-weights-bf16`: weight-only int8: every matrix (linear layers and embeddings) stored as int8 with one
-  scale per row, dequantized to bfloat16 when loaded and computed as `bf16`; the file size is that of the int8
-  matrices and their scales (the rest, biases and LayerNorms, in fp32).
+  the matrix products run on them); `bf16-separate-gelu`: the same without the fused dense + GELU call that
+  openbert's bfloat16 CPU inference makes (`modeling_openbert._fused_cpu_dense_gelu`), to measure that call;
+- `int8-weights`: openbert's weight-only int8 checkpoint (`OpenBertInt8Config`): loaded with it, saved (every
+  matrix, linear layers and embeddings, as int8 with one scale per row) and loaded back, which computes in
+  bfloat16 as `bf16` does; its file size is that saved checkpoint's.
 
 Every variant classifies the whole dev set in one process, alternating, after one warm-up pass; the script
 prints accuracy, agreement with fp32, the median wall time, the speed-up over fp32 and each variant's file
@@ -41,10 +44,11 @@ import torch
 from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-import openbert  # noqa: F401  (registers openbert with the Auto classes)
+from openbert import OpenBertInt8Config
+from openbert.modeling import modeling_openbert
 
 DEFAULT_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue" / "SST-2" / "dev.tsv"
-VARIANTS = ("fp32", "int8", "int8-per-channel", "onnxruntime-int8", "bf16", "int8-weights-bf16")
+VARIANTS = ("fp32", "int8", "int8-per-channel", "onnxruntime-int8", "bf16", "bf16-separate-gelu", "int8-weights")
 QCONFIGS = {"int8": default_dynamic_qconfig, "int8-per-channel": per_channel_dynamic_qconfig}
 Batches = list[dict[str, torch.Tensor]]
 
@@ -61,35 +65,32 @@ def saved_size(state_dict: dict[str, torch.Tensor]) -> int:
         return Path(handle.name).stat().st_size
 
 
-def int8_rows(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Weight-only int8: each matrix replaced, in place, by its int8 rounding with one symmetric scale per row; the
-    state dict as it would be saved (int8 matrices, their scales, the other parameters as they are)."""
-    saved = {}
-    with torch.no_grad():
-        for name, parameter in model.state_dict().items():
-            if parameter.dim() != 2:
-                saved[name] = parameter
-                continue
-            scale = parameter.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
-            saved[name], saved[f"{name}.scale"] = (parameter / scale).round().to(torch.int8), scale
-            parameter.copy_(saved[name] * scale)
-    return saved
-
-
-def torch_variant(checkpoint: str, variant: str, keep_fp32: list[str]) -> tuple[Callable[[Batches], torch.Tensor], int]:
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
-    if variant in QCONFIGS:
-        linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
-        chosen = {name: QCONFIGS[variant] for name in linear if not any(fnmatch.fnmatch(name, p) for p in keep_fp32)}
-        model = quantize_dynamic(model, chosen, dtype=torch.qint8)
-    saved = int8_rows(model) if variant == "int8-weights-bf16" else None
-    if variant.endswith("bf16"):
-        model = model.to(torch.bfloat16)
-    size = saved_size(model.state_dict() if saved is None else saved)
+def torch_variant(checkpoint: str, variant: str, keep_fp32: list[str],
+                  directory: Path) -> tuple[Callable[[Batches], torch.Tensor], int]:
+    if variant == "int8-weights":
+        quantized = AutoModelForSequenceClassification.from_pretrained(checkpoint,
+                                                                        quantization_config=OpenBertInt8Config())
+        quantized.save_pretrained(directory / variant)
+        model = AutoModelForSequenceClassification.from_pretrained(directory / variant).eval()
+        size = (directory / variant / "model.safetensors").stat().st_size
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+        if variant in QCONFIGS:
+            linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+            chosen = {name: QCONFIGS[variant] for name in linear
+                      if not any(fnmatch.fnmatch(name, pattern) for pattern in keep_fp32)}
+            model = quantize_dynamic(model, chosen, dtype=torch.qint8)
+        model = model.to(torch.bfloat16) if variant.startswith("bf16") else model
+        size = saved_size(model.state_dict())
+    fuses = variant != "bf16-separate-gelu"
 
     @torch.inference_mode()
     def predict(batches: Batches) -> torch.Tensor:
-        return torch.cat([model(**batch).logits.argmax(-1) for batch in batches])
+        fused, modeling_openbert._MKLDNN_BF16 = modeling_openbert._MKLDNN_BF16, fuses and modeling_openbert._MKLDNN_BF16
+        try:
+            return torch.cat([model(**batch).logits.argmax(-1) for batch in batches])
+        finally:
+            modeling_openbert._MKLDNN_BF16 = fused
 
     return predict, size
 
@@ -126,12 +127,17 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--keep_fp32", nargs="*", default=[], metavar="PATTERN",
                         help="module names (fnmatch patterns) the torch int8 variants leave in fp32")
+    engines = torch.backends.quantized.supported_engines
+    parser.add_argument("--quantized_engine", choices=engines,
+                        default="onednn" if "onednn" in engines else torch.backends.quantized.engine,
+                        help="torch's backend for the int8 and int8-per-channel variants")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes over the dev set per variant")
     args = parser.parse_args()
     if not args.dev_file.is_file():
         raise SystemExit(f"{args.dev_file} not found: pass --dev_file (a TSV with sentence and label columns)")
 
+    torch.backends.quantized.engine = args.quantized_engine
     texts, labels = read_tsv(args.dev_file)
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
     batches = [dict(tokenizer(texts[i:i + args.batch_size], padding=True, truncation=True, max_length=128,
@@ -139,7 +145,8 @@ def main() -> None:
     variants = ["fp32"] + [name for name in args.variants if name != "fp32"]
     with tempfile.TemporaryDirectory() as directory:
         built = {name: onnxruntime_variant(args.checkpoint, batches[0], Path(directory))
-                 if name == "onnxruntime-int8" else torch_variant(args.checkpoint, name, args.keep_fp32)
+                 if name == "onnxruntime-int8"
+                 else torch_variant(args.checkpoint, name, args.keep_fp32, Path(directory))
                  for name in variants}
         predictions = {name: predict(batches) for name, (predict, _) in built.items()}  # also the warm-up
         seconds: dict[str, list[float]] = {name: [] for name in built}
@@ -151,7 +158,8 @@ def main() -> None:
 
     gold, fp32 = torch.tensor(labels), predictions["fp32"]
     print(f"{len(texts)} sentences from {args.dev_file}, batch {args.batch_size}, {torch.get_num_threads()} "
-          f"threads, median of {args.repeats}" + (f"; fp32 kept: {' '.join(args.keep_fp32)}" if args.keep_fp32 else ""))
+          f"threads, median of {args.repeats}, torch int8 engine {args.quantized_engine}"
+          + (f"; fp32 kept: {' '.join(args.keep_fp32)}" if args.keep_fp32 else ""))
     print("\n| variant | accuracy | agrees with fp32 | median s | sentences/s | speed-up | file size |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, (_, size) in built.items():

@@ -4,6 +4,7 @@ After `import openbert`, `AutoConfig`/`AutoModel*` resolve model_type `openbert`
 `save_pretrained` writes `auto_map` and copies this package's modeling files next to the weights, so the
 checkpoint loads with `trust_remote_code=True` where openbert is not installed. PEFT gets BERT's default adapter
 targets for model_type `openbert` when it is (or later gets) imported (`peft_defaults`), without importing it here.
+`OpenBertInt8Config` is the weight-only int8 checkpoint format (`quantization`).
 """
 
 import transformers
@@ -27,6 +28,7 @@ from .modeling_openbert import (
     OpenBertPreTrainedModel,
 )
 from .peft_defaults import register_peft_defaults
+from .quantization import OpenBertInt8Config
 
 AutoConfig.register(OpenBertConfig.model_type, OpenBertConfig, exist_ok=True)
 OpenBertConfig.register_for_auto_class()
@@ -52,6 +54,7 @@ __all__ = [
     "OpenBertForQuestionAnswering",
     "OpenBertForSequenceClassification",
     "OpenBertForTokenClassification",
+    "OpenBertInt8Config",
     "OpenBertLMHeadModel",
     "OpenBertModel",
     "OpenBertPreTrainedModel",

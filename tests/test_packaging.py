@@ -41,7 +41,7 @@ IN_THE_FRESH_VENV = textwrap.dedent("""
     ours = sorted(name for name in sys.modules if name.startswith("openbert"))
     assert ours == ["openbert", "openbert.modeling", "openbert.modeling.configuration_openbert",
                     "openbert.modeling.modeling_openbert", "openbert.modeling.packed_tokens",
-                    "openbert.modeling.peft_defaults"], ours
+                    "openbert.modeling.peft_defaults", "openbert.modeling.quantization"], ours
     assert not {"datasets", "evaluate", "matplotlib", "peft", "sentence_transformers"} & set(sys.modules)
     from transformers import AutoConfig
     assert AutoConfig.for_model("openbert").__class__ is openbert.OpenBertConfig
