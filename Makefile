@@ -25,8 +25,10 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 quickstart: $(VENV)/.installed-training
 	$(BIN)/openbert quickstart
 
+# Two pytest workers, each taking whole files (module fixtures are built once, the README's commands run in
+# order): most of the suite's time is processes starting and importing torch, which two cores share well.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
