@@ -1,6 +1,8 @@
 """Fast paths inside the layers: the side-by-side QKV projection's backward pass (same gradients as plain
-autograd, without saving a concatenated weight), and the fused dense + GELU of bfloat16 CPU inference (one
-oneDNN call for the feed-forward's first half: taken where it applies, same outputs as the separate ops)."""
+autograd, without saving a concatenated weight), the fused dense + GELU of bfloat16 CPU inference (one oneDNN
+call for the feed-forward's first half: taken where it applies, same outputs as the separate ops), and CPU
+dropout (`cpu_dropout`: the right share dropped, the right scale and gradient, and attention that applies it as
+SDPA would)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import pytest
 import torch
 
 from openbert import modeling
-from openbert.modeling import modeling_openbert
+from openbert.modeling import modeling_openbert, packed_tokens
 
 needs_onednn_bf16 = pytest.mark.skipif(not modeling_openbert._MKLDNN_BF16,
                                        reason="needs torch with oneDNN and a CPU with its bfloat16 support")
@@ -87,3 +89,60 @@ def test_side_by_side_projection_has_autograd_gradients_and_saves_no_weight_copy
     torch.testing.assert_close(fused, plain)
     for a, e in zip(actual, expected, strict=True):
         torch.testing.assert_close(a, e)
+
+
+def test_cpu_dropout_drops_p_and_scales_the_rest():
+    torch.manual_seed(0)
+    hidden_states = torch.rand(1000, 1000) + 1.0  # no zeros of its own
+    dropped = packed_tokens.cpu_dropout(hidden_states, 0.1)
+    zero = dropped == 0
+    # 1e6 draws: the share is within 5 standard deviations (3e-4 each) of 0.1.
+    assert abs(zero.float().mean().item() - 0.1) < 0.0015
+    torch.testing.assert_close(dropped[~zero], hidden_states[~zero] * (1 / 0.9), rtol=0, atol=0)
+    # Rows see different masks (the draws are not repeated), and the same seed gives the same mask.
+    assert not torch.equal(zero[0], zero[1])
+    torch.manual_seed(0)
+    torch.rand(1000, 1000)
+    assert torch.equal(packed_tokens.cpu_dropout(hidden_states, 0.1) == 0, zero)
+    assert torch.equal(packed_tokens.cpu_dropout(hidden_states, 1.0), torch.zeros_like(hidden_states))
+
+
+def test_cpu_dropout_gradient_is_the_mask_times_the_scale():
+    torch.manual_seed(0)
+    hidden_states = torch.randn(64, 32, requires_grad=True)
+    dropped = packed_tokens.cpu_dropout(hidden_states, 0.25)
+    dropped.sum().backward()
+    kept = (dropped != 0).float()
+    torch.testing.assert_close(hidden_states.grad, kept / 0.75, rtol=0, atol=0)
+
+
+def test_dropout_modules_use_cpu_dropout_in_training_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(modeling_openbert, "cpu_dropout", lambda x, p: calls.append(p) or x)
+    dropout = modeling_openbert.OpenBertDropout(0.1)
+    hidden_states = torch.randn(4, 8)
+    assert torch.equal(dropout.eval()(hidden_states), hidden_states)
+    dropout.train()(hidden_states)
+    assert calls == [0.1]
+    assert isinstance(dropout, torch.nn.Dropout)
+
+
+def test_packed_attention_with_dropout_computes_what_sdpa_does(monkeypatch):
+    """The CPU path that applies attention dropout itself: with dropout drawing nothing, SDPA's outputs."""
+    calls = []
+    monkeypatch.setattr(packed_tokens, "cpu_dropout", lambda probs, p: calls.append(p) or probs)
+    monkeypatch.setattr(packed_tokens, "ATTENTION_CALL_COST", 1)  # a group per length: attention on packed tokens
+    torch.manual_seed(0)
+    encoder = model().train()
+    for layer in encoder.encoder.layer:  # attention dropout only, so that the two runs can agree
+        layer.attention.output.dropout.p = layer.output.dropout.p = 0.0
+    encoder.embeddings.dropout.p = 0.0
+    lengths = torch.tensor([3, 20, 21, 40, 7, 40])
+    mask = (torch.arange(40)[None] < lengths[:, None]).long()
+    input_ids = torch.randint(5, 99, (6, 40)) * mask
+    with_dropout = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    assert calls == [0.1] * 3 * 5  # each layer, each group (lengths 3, 7, 20, 21, 40)
+    for layer in encoder.encoder.layer:
+        layer.attention.self.dropout_prob = 0.0
+    without = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(with_dropout, without, rtol=0, atol=1e-5)
