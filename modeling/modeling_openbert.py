@@ -303,11 +303,15 @@ class OpenBertAttention(nn.Module):
         return self.output(context, hidden_states)
 
 
+# oneDNN's matrix product with an activation applied to its output as it is written (the op inductor uses).
+_MKLDNN_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+_MKLDNN_BF16 = _MKLDNN_LINEAR is not None and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def _fused_cpu_dense_gelu(dense: nn.Module, hidden_states: torch.Tensor) -> bool:
-    """Whether `gelu(dense(hidden_states))` runs as one oneDNN call (the matrix product with the activation applied
-    to its output as it is written; inductor uses the same op): bfloat16 inference on a CPU, outside compile and
-    export, which see the plain ops. bfloat16's separate GELU is slow on CPUs: fused, the feed-forward's first half
-    took 10-60% less time (benchmarks/README.md). In float32 the fused call was no faster, so float32 keeps the
+    """Whether `gelu(dense(hidden_states))` runs as one oneDNN call: bfloat16 inference on a CPU, outside compile
+    and export, which see the plain ops. bfloat16's separate GELU is slow on CPUs: the fused call made bfloat16
+    SST-2 inference 4-10% faster (benchmarks/README.md). In float32 it was no faster, so float32 keeps the
     separate ops."""
     return (
         _MKLDNN_BF16
@@ -317,10 +321,6 @@ def _fused_cpu_dense_gelu(dense: nn.Module, hidden_states: torch.Tensor) -> bool
         and type(dense) is nn.Linear
         and not is_tracing()
     )
-
-
-_MKLDNN_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
-_MKLDNN_BF16 = _MKLDNN_LINEAR is not None and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 class OpenBertIntermediate(nn.Module):
