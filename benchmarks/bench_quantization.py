@@ -32,12 +32,13 @@ size (the weights as each would be saved) relative to fp32's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import fnmatch
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -65,6 +66,16 @@ def saved_size(state_dict: dict[str, torch.Tensor]) -> int:
         return Path(handle.name).stat().st_size
 
 
+@contextlib.contextmanager
+def separate_gelu() -> Iterator[None]:
+    """openbert's bfloat16 CPU inference without its fused dense + GELU call, while in the block."""
+    fuses, modeling_openbert._MKLDNN_BF16 = modeling_openbert._MKLDNN_BF16, False
+    try:
+        yield
+    finally:
+        modeling_openbert._MKLDNN_BF16 = fuses
+
+
 def torch_variant(checkpoint: str, variant: str, keep_fp32: list[str],
                   directory: Path) -> tuple[Callable[[Batches], torch.Tensor], int]:
     if variant == "int8-weights":
@@ -82,15 +93,11 @@ def torch_variant(checkpoint: str, variant: str, keep_fp32: list[str],
             model = quantize_dynamic(model, chosen, dtype=torch.qint8)
         model = model.to(torch.bfloat16) if variant.startswith("bf16") else model
         size = saved_size(model.state_dict())
-    fuses = variant != "bf16-separate-gelu"
 
     @torch.inference_mode()
     def predict(batches: Batches) -> torch.Tensor:
-        fused, modeling_openbert._MKLDNN_BF16 = modeling_openbert._MKLDNN_BF16, fuses and modeling_openbert._MKLDNN_BF16
-        try:
+        with separate_gelu() if variant == "bf16-separate-gelu" else contextlib.nullcontext():
             return torch.cat([model(**batch).logits.argmax(-1) for batch in batches])
-        finally:
-            modeling_openbert._MKLDNN_BF16 = fused
 
     return predict, size
 

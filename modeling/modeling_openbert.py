@@ -61,7 +61,7 @@ from .packed_tokens import (
     TokenLayout,
     attend_packed,
     choose_layout,
-    cpu_dropout,
+    fast_dropout,
     find_packed_sequences,
     is_tracing,
     packed_attention,
@@ -109,18 +109,15 @@ def eager_attention_forward(
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
         scores = scores + attention_mask
-    probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=module.training)
+    probs = fast_dropout(scores.softmax(dim=-1), dropout, module.training)
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
 
 
 class OpenBertDropout(nn.Dropout):
-    """`nn.Dropout` whose training mode on a CPU draws its mask faster (`cpu_dropout`); elsewhere, and under
-    compile or export, torch's."""
+    """`nn.Dropout` whose training mode on a CPU draws its mask faster (`fast_dropout`)."""
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        if self.training and self.p > 0 and hidden_states.device.type == "cpu" and not is_tracing():
-            return cpu_dropout(hidden_states, self.p)
-        return super().forward(hidden_states)
+        return fast_dropout(hidden_states, self.p, self.training)
 
 
 class OpenBertEmbeddings(nn.Module):

@@ -45,16 +45,22 @@ from transformers.utils.generic import is_flash_attention_requested
 ATTENTION_CALL_COST = 200_000
 
 
+def fast_dropout(hidden_states: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """`F.dropout`, with the mask drawn by `cpu_dropout` where that applies: training on a CPU with 0 < p < 1,
+    outside compile and export (which see torch's op)."""
+    if training and 0 < p < 1 and hidden_states.device.type == "cpu" and not is_tracing():
+        return cpu_dropout(hidden_states, p)
+    return F.dropout(hidden_states, p, training)
+
+
 def cpu_dropout(hidden_states: torch.Tensor, p: float) -> torch.Tensor:
-    """Training-mode dropout for CPU tensors: each element zeroed with probability `p` (to 1/65536), the others
-    scaled by `1 / (1 - p)`; any shape.
+    """Training-mode dropout for CPU tensors, 0 <= p < 1: each element zeroed with probability `p` (to 1/65536),
+    the others scaled by `1 / (1 - p)`; any shape.
 
     torch's CPU dropout draws one random number per element, and those draws were 14% of a small model's
     pretraining step (benchmarks/README.md); here each 64-bit draw makes four 16-bit uniforms. Like torch's, it
-    keeps a one-byte mask for the backward pass. `p` of 1 or more falls back to torch's (everything dropped).
+    keeps a one-byte mask for the backward pass.
     """
-    if p >= 1:
-        return F.dropout(hidden_states, p, training=True)
     count = hidden_states.numel()
     draws = torch.randint(-(2**63), 2**63 - 1, ((count + 3) // 4,), dtype=torch.int64, device=hidden_states.device)
     uniform = draws.view(torch.int16)[:count].view(hidden_states.shape)  # uniform over [-32768, 32767]
@@ -346,7 +352,7 @@ def attend_packed(qkv: torch.Tensor, layout: TokenLayout, dropout: float, scalin
             scores = query @ key.transpose(-1, -2) * scaling
             if key_mask is not None:
                 scores = scores.masked_fill(~key_mask, float("-inf"))
-            context = cpu_dropout(scores.softmax(dim=-1), dropout) @ value
+            context = fast_dropout(scores.softmax(dim=-1), dropout) @ value
         else:
             context = F.scaled_dot_product_attention(query, key, value, attn_mask=key_mask, scale=scaling)
         outputs.append(context.transpose(1, 2).reshape(size * longest, heads * head_dim))

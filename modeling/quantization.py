@@ -31,12 +31,15 @@ QUANT_METHOD = "openbert_int8"
 SCALE_SUFFIX = "_scale"  # `...weight` -> `...weight_scale`: one scale per row, `(rows, 1)`
 
 
-def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(rows, columns)` float -> its int8 rounding `(rows, columns)` and fp32 scales `(rows, 1)` (symmetric, one
-    per row: rows of very different magnitude, as in BERT's feed-forward output layers, keep their precision)."""
-    weight = weight.float()
-    scale = weight.abs().amax(dim=1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny) / 127
-    return (weight / scale).round().to(torch.int8), scale
+def row_scales(weight: torch.Tensor) -> torch.Tensor:
+    """`(rows, columns)` -> fp32 scales `(rows, 1)`, `max|row| / 127` (symmetric, one per row: rows of very
+    different magnitude, as in BERT's feed-forward output layers, keep their precision)."""
+    return weight.float().abs().amax(dim=1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny) / 127
+
+
+def to_int8(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """`weight / scale` rounded to int8, `(rows, columns)`."""
+    return (weight.float() / scale).round().clamp(-127, 127).to(torch.int8)
 
 
 class OpenBertInt8Config(QuantizationConfigMixin):
@@ -84,7 +87,6 @@ class OpenBertInt8Quantizer(HfQuantizer):
     the weights to int8 and `save_pretrained` writes them as int8; `from_pretrained` of an int8 checkpoint loads
     them dequantized. Either way the model in memory is a plain model in `compute_dtype`."""
 
-    requires_calibration = False
     serialized_names = {"weight": ["weight", "weight" + SCALE_SUFFIX]}
 
     def update_dtype(self, dtype: torch.dtype) -> torch.dtype:
@@ -112,11 +114,11 @@ class OpenBertInt8Quantizer(HfQuantizer):
         if not self.pre_quantized:
             # The scales are kept for saving: the integers can be read back from the rounded weights exactly
             # (bfloat16 keeps them within a quarter of a step), their scales not.
-            self.row_scales = {}
+            self.scales = {}
             with torch.no_grad():
                 for name, weight in self._converted_weights(model).items():
-                    quantized, self.row_scales[name] = quantize_rows(weight)
-                    weight.copy_(quantized * self.row_scales[name])
+                    self.scales[name] = scale = row_scales(weight)
+                    weight.copy_(to_int8(weight, scale) * scale)
             model.to(getattr(torch, self.quantization_config.compute_dtype))
         return model
 
@@ -130,9 +132,8 @@ class OpenBertInt8Quantizer(HfQuantizer):
             if id(weight) in tied and name not in converted:
                 del state_dict[name]  # a tied copy (the masked-LM decoder of the word embeddings): loading reties it
         for name, weight in converted.items():
-            scale = self.row_scales[name]
-            state_dict[name] = (weight.float() / scale).round().clamp(-127, 127).to(torch.int8)
-            state_dict[name + SCALE_SUFFIX] = scale
+            scale = self.scales[name]
+            state_dict[name], state_dict[name + SCALE_SUFFIX] = to_int8(weight, scale), scale
         return state_dict, {}
 
     def is_serializable(self) -> bool:

@@ -1,8 +1,8 @@
 """Fast paths inside the layers: the side-by-side QKV projection's backward pass (same gradients as plain
 autograd, without saving a concatenated weight), the fused dense + GELU of bfloat16 CPU inference (one oneDNN
 call for the feed-forward's first half: taken where it applies, same outputs as the separate ops), and CPU
-dropout (`cpu_dropout`: the right share dropped, the right scale and gradient, and attention that applies it as
-SDPA would)."""
+dropout (`cpu_dropout`: the right share dropped, the right scale and gradient; `fast_dropout` choosing it in
+training only; attention that applies it as SDPA would)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_side_by_side_projection_has_autograd_gradients_and_saves_no_weight_copy
     hidden_states = torch.randn(2, 5, 8, dtype=torch.float64, requires_grad=True)
     parameters = [p for projection in projections for p in (projection.weight, projection.bias)]
 
-    def saved_copies(run) -> int:
+    def saved_copies(run) -> tuple[torch.Tensor, int]:
         """Elements of the tensors autograd saves for the backward pass that are not parameters or the input."""
         own = {t.data_ptr() for t in [*parameters, hidden_states]}
         copies = []
@@ -104,7 +104,7 @@ def test_cpu_dropout_drops_p_and_scales_the_rest():
     torch.manual_seed(0)
     torch.rand(1000, 1000)
     assert torch.equal(packed_tokens.cpu_dropout(hidden_states, 0.1) == 0, zero)
-    assert torch.equal(packed_tokens.cpu_dropout(hidden_states, 1.0), torch.zeros_like(hidden_states))
+    assert torch.equal(packed_tokens.fast_dropout(hidden_states, 1.0), torch.zeros_like(hidden_states))
 
 
 def test_cpu_dropout_gradient_is_the_mask_times_the_scale():
@@ -116,15 +116,19 @@ def test_cpu_dropout_gradient_is_the_mask_times_the_scale():
     torch.testing.assert_close(hidden_states.grad, kept / 0.75, rtol=0, atol=0)
 
 
-def test_dropout_modules_use_cpu_dropout_in_training_only(monkeypatch):
+def test_dropout_modules_and_eager_attention_use_cpu_dropout_in_training_only(monkeypatch):
     calls = []
-    monkeypatch.setattr(modeling_openbert, "cpu_dropout", lambda x, p: calls.append(p) or x)
+    monkeypatch.setattr(packed_tokens, "cpu_dropout", lambda x, p: calls.append(p) or x)
     dropout = modeling_openbert.OpenBertDropout(0.1)
     hidden_states = torch.randn(4, 8)
     assert torch.equal(dropout.eval()(hidden_states), hidden_states)
     dropout.train()(hidden_states)
     assert calls == [0.1]
     assert isinstance(dropout, torch.nn.Dropout)
+    # Eager attention (the padded layout's written-out softmax) draws its dropout the same way.
+    query = torch.randn(2, 4, 5, 8)
+    modeling_openbert.eager_attention_forward(dropout, query, query, query, None, dropout=0.2)
+    assert calls == [0.1, 0.2]
 
 
 def test_packed_attention_with_dropout_computes_what_sdpa_does(monkeypatch):
