@@ -107,10 +107,14 @@ def test_cpu_dropout_drops_p_and_scales_the_rest():
     assert torch.equal(packed_tokens.fast_dropout(hidden_states, 1.0), torch.zeros_like(hidden_states))
 
 
-def test_cpu_dropout_gradient_is_the_mask_times_the_scale():
+def test_cpu_dropout_gradient_is_the_mask_times_the_scale_and_keeps_two_bytes_per_element():
     torch.manual_seed(0)
     hidden_states = torch.randn(64, 32, requires_grad=True)
-    dropped = packed_tokens.cpu_dropout(hidden_states, 0.25)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        dropped = packed_tokens.cpu_dropout(hidden_states, 0.25)
+    # What the backward pass keeps: the 16-bit uniforms, two bytes per element.
+    assert [(t.dtype, t.numel()) for t in saved] == [(torch.int16, 64 * 32)]
     dropped.sum().backward()
     kept = (dropped != 0).float()
     torch.testing.assert_close(hidden_states.grad, kept / 0.75, rtol=0, atol=0)
