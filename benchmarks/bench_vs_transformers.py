@@ -12,6 +12,10 @@ and with its default config (full MLM logits, like transformers); and the peak m
 Tokens/s counts real tokens only, so both models are credited for the same work. Ratios are ours /
 transformers'.
 
+With the variable-length row, transformers also runs padding-free batches of the same tokens (each batch's
+sequences all as long as their mean): the most that skipping padding can give with its own kernels, against
+which openbert's variable-length speed is printed too.
+
 One more row compares openbert with itself: the pretraining step on the same pairs and masks, collated by its
 pretraining collator either into packed rows (`padding_free=True`, no padding anywhere) or into padded batches
 that the model unpads; collation is timed too, as a Trainer with `dataloader_num_workers=0` runs it.
@@ -158,21 +162,33 @@ def throughput(batches: list[Batch], seconds: dict[str, float], flops_per_run: f
 
 
 def inference(size: str, args: argparse.Namespace, full_length: bool) -> Measure:
+    """Both libraries on the same batches. On variable-length batches, also transformers on padding-free batches
+    of the same tokens (`PADDING_FREE`): each batch's real tokens as sequences of one length, their mean."""
     with tempfile.TemporaryDirectory() as directory:
         ours, theirs = (m.eval() for m in build(size, directory, "Model", args.device, args.dtype))
     low, high = SIZES[size]["lengths"]
     batches = [make_batch(args.batch_size, low, high, seed, full_length) for seed in range(args.batches)]
-    on_device = [b.to(args.device) for b in batches]
+    padding_free = [make_batch(args.batch_size, mean, mean, seed, full_length=True) for seed, mean in
+                    enumerate(round(b.real_tokens / args.batch_size) for b in batches)]
 
-    def runner(model):
+    def runner(model, batches):
+        on_device = [b.to(args.device) for b in batches]
+
         def run():
             with torch.inference_mode():
                 for batch in on_device:
                     model(**batch.inputs)
         return run
 
-    seconds = alternate({"openbert": runner(ours), "transformers": runner(theirs)}, args.repeats, args.device)
-    return throughput(batches, seconds, forward_flops(size, batches))
+    runs = {"openbert": runner(ours, batches), "transformers": runner(theirs, batches)}
+    if not full_length:
+        runs[PADDING_FREE] = runner(theirs, padding_free)
+    seconds = alternate(runs, args.repeats, args.device)
+    measure = throughput(batches, {name: seconds[name] for name in ("openbert", "transformers")},
+                         forward_flops(size, batches))
+    if not full_length:
+        measure.values[PADDING_FREE] = sum(b.real_tokens for b in padding_free) / seconds[PADDING_FREE]
+    return measure
 
 
 def pretraining_step_runner(model, batches, autocast_dtype: torch.dtype):
@@ -320,6 +336,9 @@ def peak_memory(size: str, args: argparse.Namespace) -> Measure:
 
 
 PACKED_ROW = "pretraining step, packed batches (tokens/s)"
+# What skipping padding can give with transformers' own kernels: its speed on padding-free batches of the same
+# tokens (every sequence of a batch as long as their mean: no padding, and the least attention work for them).
+PADDING_FREE = "transformers, padding-free batches of the same tokens"
 # --measures: name -> (row, what measures it)
 MEASURES = {
     "variable": ("inference, variable length (tokens/s)", lambda size, args: inference(size, args, False)),
@@ -396,6 +415,10 @@ def main() -> None:
         # gain at most padded / real positions there (attention, quadratic in length, can gain a little more).
         print(f"{size}: {share:.1%} of the variable-length batches' positions are padding, so skipping all of it "
               f"gives at most {1 / (1 - share):.2f}x on the dense layers")
+        values = results[size][MEASURES["variable"][0]]
+        print(f"{size}: transformers on padding-free batches of the same tokens: {values[PADDING_FREE]:,.0f} "
+              f"tokens/s, {values[PADDING_FREE] / values['transformers']:.2f}x its variable-length speed; "
+              f"openbert's variable-length speed is {values['openbert'] / values[PADDING_FREE]:.2f}x that")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)
