@@ -67,6 +67,7 @@ from .packed_tokens import (
     packed_attention,
     packed_input_layout,
     same_sequence,
+    softmax_attention,
 )
 from .quantization import OpenBertInt8Config  # noqa: F401  (registers the int8 method; copied with the checkpoint)
 
@@ -106,11 +107,8 @@ def eager_attention_forward(
     probabilities, as every function of transformers' attention interface does.
     """
     scaling = query.size(-1) ** -0.5 if scaling is None else scaling
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
-    if attention_mask is not None:
-        scores = scores + attention_mask
-    probs = fast_dropout(scores.softmax(dim=-1), dropout, module.training)
-    return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
+    context, probs = softmax_attention(query, key, value, attention_mask, scaling, dropout, module.training)
+    return context.transpose(1, 2).contiguous(), probs
 
 
 class OpenBertDropout(nn.Dropout):

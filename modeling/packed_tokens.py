@@ -95,6 +95,21 @@ def _scaled_keep_mask(uniform: torch.Tensor, p: float, dtype: torch.dtype) -> to
     return mask.to(dtype)
 
 
+def softmax_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None,
+                      scaling: float, dropout: float, training: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention written out, with `fast_dropout` on the probabilities.
+
+    query: `(*batch, queries, head_dim)`; key/value: `(*batch, keys, head_dim)`; mask: broadcastable to
+    `(*batch, queries, keys)`, bool (True: attend) or additive. Returns the context `(*batch, queries, head_dim)`
+    and the probabilities (after dropout) `(*batch, queries, keys)`.
+    """
+    scores = query @ key.transpose(-1, -2) * scaling
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    probs = fast_dropout(scores.softmax(dim=-1), dropout, training)
+    return probs @ value, probs
+
+
 def is_tracing() -> bool:
     """True under torch.compile, torch.export and ONNX export (dynamo or the legacy TorchScript tracer)."""
     return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
@@ -376,10 +391,7 @@ def attend_packed(qkv: torch.Tensor, layout: TokenLayout, dropout: float, scalin
         if dropout:
             # What SDPA computes with dropout on a CPU (its math path: no fused kernel takes dropout there), with
             # the faster dropout.
-            scores = query @ key.transpose(-1, -2) * scaling
-            if key_mask is not None:
-                scores = scores.masked_fill(~key_mask, float("-inf"))
-            context = fast_dropout(scores.softmax(dim=-1), dropout) @ value
+            context = softmax_attention(query, key, value, key_mask, scaling, dropout)[0]
         else:
             context = F.scaled_dot_product_attention(query, key, value, attn_mask=key_mask, scale=scaling)
         outputs.append(context.transpose(1, 2).reshape(size * longest, heads * head_dim))
