@@ -168,11 +168,9 @@ def inference(size: str, args: argparse.Namespace, full_length: bool) -> Measure
         ours, theirs = (m.eval() for m in build(size, directory, "Model", args.device, args.dtype))
     low, high = SIZES[size]["lengths"]
     batches = [make_batch(args.batch_size, low, high, seed, full_length) for seed in range(args.batches)]
-    padding_free = [make_batch(args.batch_size, mean, mean, seed, full_length=True) for seed, mean in
-                    enumerate(round(b.real_tokens / args.batch_size) for b in batches)]
 
-    def runner(model, batches):
-        on_device = [b.to(args.device) for b in batches]
+    def runner(model, inputs: list[Batch]):
+        on_device = [b.to(args.device) for b in inputs]
 
         def run():
             with torch.inference_mode():
@@ -181,12 +179,15 @@ def inference(size: str, args: argparse.Namespace, full_length: bool) -> Measure
         return run
 
     runs = {"openbert": runner(ours, batches), "transformers": runner(theirs, batches)}
-    if not full_length:
+    padding_free = [] if full_length else [
+        make_batch(args.batch_size, mean, mean, seed, full_length=True)
+        for seed, mean in enumerate(round(b.real_tokens / args.batch_size) for b in batches)]
+    if padding_free:
         runs[PADDING_FREE] = runner(theirs, padding_free)
     seconds = alternate(runs, args.repeats, args.device)
     measure = throughput(batches, {name: seconds[name] for name in ("openbert", "transformers")},
                          forward_flops(size, batches))
-    if not full_length:
+    if padding_free:
         measure.values[PADDING_FREE] = sum(b.real_tokens for b in padding_free) / seconds[PADDING_FREE]
     return measure
 
